@@ -41,7 +41,7 @@ def _convert_once(target: Path, build) -> Path:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return target
 
-# %% ../nbs/01_assets.ipynb #ef5f3bcc
+# %% ../nbs/01_assets.ipynb #d54bfb15
 def smollm2_tokenizer_dir() -> Path:
     "A cached transformers folder holding SmolLM2-135M-Instruct's tokenizer and chat template."
     def build(tmp):
@@ -59,6 +59,7 @@ def smollm2_model_dir() -> Path:
         model = AutoModelForCausalLM.from_pretrained(g.parent, gguf_file=g.name, dtype=torch.float32)
         for obj in (model.config, getattr(model, 'generation_config', None)):
             if obj is not None and hasattr(obj, 'quantization_config'): delattr(obj, 'quantization_config')
+        model.hf_quantizer = None   # the weights are plain floats now; transformers refuses to save a 'gguf-quantized' model
         model.save_pretrained(tmp)
         for f in smollm2_tokenizer_dir().iterdir():
             if f.is_file() and f.name != '.complete': shutil.copy(f, tmp)

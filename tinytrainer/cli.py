@@ -10,9 +10,9 @@ from pathlib import Path
 from .config import ConfigError, PRESETS, load_config, to_yaml
 
 # %% auto #0
-__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_config', 'cmd_readme', 'main']
+__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_sft', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
 
-# %% ../nbs/30_cli.ipynb #b9d9ffc0
+# %% ../nbs/30_cli.ipynb #a56b188f
 def _common(p: argparse.ArgumentParser):
     p.add_argument('--preset', choices=list(PRESETS), help='named preset (default: demo, or the YAML file\'s preset)')
     p.add_argument('--config', type=Path, help='YAML file merged onto the preset')
@@ -25,8 +25,10 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='tinytrainer', description='Post-train a small LM in stages.')
     sub = ap.add_subparsers(dest='command', required=True)
     for name, help in [('curate', 'stage 1: curate the data mixtures'), ('run', 'run every stage in order'),
-                       ('config', 'print the resolved config')]:
+                       ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning')]:
         _common(sub.add_parser(name, help=help))
+    sub.choices['sft'].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
+    sub.add_parser('doctor', help='check the hardware and the installed packages')
     r = sub.add_parser('readme', help='write README.md from nbs/index.ipynb')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
     return ap
@@ -36,7 +38,7 @@ def config_from_args(a):
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
-# %% ../nbs/30_cli.ipynb #fb23e28b
+# %% ../nbs/30_cli.ipynb #56539c8d
 def cmd_curate(a):
     from tinytrainer.curate import curate
     cfg = config_from_args(a)
@@ -54,6 +56,15 @@ def cmd_run(a):
     print(f'report: {path / "report.md"}')
     return 0
 
+def cmd_sft(a):
+    from tinytrainer.sft import run_sft
+    run_sft(config_from_args(a), name=a.name, force=a.force, num_processes=a.num_processes, live=False)
+    return 0
+
+def cmd_doctor(a):
+    from tinytrainer.hardware import doctor_main
+    return doctor_main([])
+
 def cmd_config(a):
     print(to_yaml(config_from_args(a)), end='')
     return 0
@@ -67,7 +78,8 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
-    try: return {'curate': cmd_curate, 'run': cmd_run, 'config': cmd_config, 'readme': cmd_readme}[a.command](a)
+    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_sft, doctor=cmd_doctor)
+    try: return cmds[a.command](a)
     except (ConfigError, DataError, RunConflict, FileNotFoundError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2

@@ -285,7 +285,7 @@ def apply_override(data: dict, override: str) -> dict:
     parent[idx] = yaml.safe_load(text) if text.strip() else ''
     return data
 
-# %% ../nbs/00_config.ipynb #dd559608
+# %% ../nbs/00_config.ipynb #6e00d1df
 def _src(name, cap=0, **kw): return SourceSpec(name=name, cap=cap, **kw)
 
 def _kaggle_t4x2():
@@ -327,9 +327,9 @@ def _tiny():
                     cot=[_src('ladder', 64, options=dict(family='word'))],
                     eval=[_src('ladder', 16, split='test', options=dict(family='arith'))],
                     heldout_fraction=0.1, heldout_max=8, num_proc=1)
-    train = TrainSpec(max_steps=12, lr=3e-3, tokens_per_step=512, micro_batch_tokens=256,
+    train = TrainSpec(max_steps=12, lr=1e-2, tokens_per_step=512, micro_batch_tokens=256, warmup_ratio=0.1,
                       eval_every=4, sample_every=4, save_every=4)
-    return Config(preset='tiny', model=ModelSpec(name='random:tiny-llama', tokenizer='asset:smollm2-135m', max_len=128),
+    return Config(preset='tiny', model=ModelSpec(name='random:tiny-llama', tokenizer='asset:smollm2-135m', max_len=128, prompt_format='alpaca'),
                   curate=CurateConfig(data), sft=SFTConfig(LoraSpec(r=8, alpha=16), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(r=8, alpha=16), QuantSpec(), copy.deepcopy(train)),
                   preference=PreferenceConfig(n_prompts=8, k=2, max_new_tokens=16, reference_fallback=False),
