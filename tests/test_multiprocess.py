@@ -76,3 +76,16 @@ def test_kill_during_checkpoint_save_keeps_previous(tmp_path):
     assert (ck / '.tmp-step-000008').exists()
     sft(tmp_path, *RESUME)
     assert (tmp_path / 'tiny' / 'sft' / 'manifest.json').exists()
+
+def test_distributed_launch_two_processes(tmp_path):
+    """Power users run the same stage under `accelerate launch --multi_gpu` (torchrun underneath) on more
+    machines. On CPU `accelerate launch --cpu` starts one process only, so this uses torchrun directly:
+    2 ranks each running the CLI; rank 0 prepares the run, the other follows."""
+    from tinytrainer.launch import free_port
+    cmd = ['torchrun', '--nproc_per_node', '2', '--master_port', str(free_port()), '-m', 'tinytrainer.cli', 'sft', '--preset', 'tiny',
+           '--output-root', str(tmp_path), '--set', 'sft.train.max_steps=4']
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = tmp_path / 'tiny' / 'sft'
+    assert json.loads((run / 'result.json').read_text())['processes'] == 2
+    assert (run / 'manifest.json').exists() and (run / 'adapter' / 'adapter_model.safetensors').exists()

@@ -12,7 +12,7 @@ from .config import ConfigError, PRESETS, load_config, to_yaml
 # %% auto #0
 __all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_sft', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
 
-# %% ../nbs/30_cli.ipynb #a56b188f
+# %% ../nbs/30_cli.ipynb #724ec0fb
 def _common(p: argparse.ArgumentParser):
     p.add_argument('--preset', choices=list(PRESETS), help='named preset (default: demo, or the YAML file\'s preset)')
     p.add_argument('--config', type=Path, help='YAML file merged onto the preset')
@@ -28,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
                        ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning')]:
         _common(sub.add_parser(name, help=help))
     sub.choices['sft'].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
+    sub.choices['sft'].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
     sub.add_parser('doctor', help='check the hardware and the installed packages')
     r = sub.add_parser('readme', help='write README.md from nbs/index.ipynb')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
@@ -38,7 +39,7 @@ def config_from_args(a):
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
-# %% ../nbs/30_cli.ipynb #56539c8d
+# %% ../nbs/30_cli.ipynb #1817b7ab
 def cmd_curate(a):
     from tinytrainer.curate import curate
     cfg = config_from_args(a)
@@ -58,6 +59,13 @@ def cmd_run(a):
 
 def cmd_sft(a):
     from tinytrainer.sft import run_sft
+    if a.dry_run:
+        from tinytrainer.plan import plan_stage
+        from tinytrainer.runs import read_manifest, run_dir
+        cfg = config_from_args(a)
+        cur = run_dir(cfg.output_root, a.name or cfg.preset, 'curate')
+        print(plan_stage(cfg, 'sft', cur if read_manifest(cur) else None))
+        return 0
     run_sft(config_from_args(a), name=a.name, force=a.force, num_processes=a.num_processes, live=False)
     return 0
 
@@ -83,3 +91,6 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, RunConflict, FileNotFoundError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
+
+# %% ../nbs/30_cli.ipynb #73a55543
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # `python -m tinytrainer.cli` (torchrun, accelerate launch); not in the notebook

@@ -285,7 +285,7 @@ def apply_override(data: dict, override: str) -> dict:
     parent[idx] = yaml.safe_load(text) if text.strip() else ''
     return data
 
-# %% ../nbs/00_config.ipynb #6e00d1df
+# %% ../nbs/00_config.ipynb #0d38efee
 def _src(name, cap=0, **kw): return SourceSpec(name=name, cap=cap, **kw)
 
 def _kaggle_t4x2():
@@ -311,8 +311,8 @@ def _demo():
                     eval=[_src('ladder', 120, split='test', options=dict(family='arith')),
                           _src('ladder', 120, split='test', options=dict(family='word'))],
                     heldout_fraction=0.05, heldout_max=100)
-    train = TrainSpec(epochs=1, max_steps=60, lr=1e-3, tokens_per_step=2048, micro_batch_tokens=1024,
-                      eval_every=20, sample_every=20, save_every=20, time_budget_min=8)
+    train = TrainSpec(epochs=1, max_steps=50, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
+                      eval_every=10, sample_every=25, save_every=25, time_budget_min=8)
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),

@@ -64,7 +64,7 @@ def fault(point: str, step: int):
     f = os.environ.get('TINYTRAINER_FAULT', '')
     if f and f == f'{point}:{step}': os.kill(os.getpid(), signal.SIGKILL)
 
-# %% ../nbs/05_train.ipynb #5c159f06
+# %% ../nbs/05_train.ipynb #17fe01f7
 def trainable_state(model) -> dict:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -75,6 +75,7 @@ def checkpoints(out_dir) -> list[Path]:
 def save_checkpoint(acc, model, opt, sched, step: int, out_dir, keep: int, meta: dict):
     import torch
     ck = Path(out_dir) / 'checkpoints'; tmp = ck / f'.tmp-step-{step:06d}'
+    if (ck / f'step-{step:06d}' / 'state.pt').exists(): return   # this step is saved already
     if acc.is_main_process:
         if tmp.exists(): shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -160,7 +161,7 @@ def eval_loss(acc, model, examples, spec: TrainSpec, capacity: int, pad_id: int,
     total = acc.reduce(total, 'sum')
     return (total[0] / total[1].clamp(min=1)).item()
 
-# %% ../nbs/05_train.ipynb #7edb4e7f
+# %% ../nbs/05_train.ipynb #4bfa8938
 def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pad_id: int, loss_fn=lm_loss,
                eval_examples=(), sample_fn=None, meta=None) -> TrainResult:
     "Train the trainable parameters of `model` on `examples`; resumable from `out_dir/checkpoints`."
@@ -182,6 +183,8 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
             raise ValueError(f"checkpoint made with tokens_per_step {state.get('tokens_per_step')}, now {spec.tokens_per_step}")
         start = state['step']; log.truncate_after(start)
         MetricsLog(out_dir / 'samples.jsonl', acc.is_main_process).truncate_after(start)
+    if start == 0 and eval_examples and spec.eval_every:   # where the held-out loss starts
+        log.write(step=0, eval_loss=round(eval_loss(acc, model, eval_examples, spec, capacity, pad_id, loss_fn), 6))
     model.train()
     bar = tqdm(total=len(plan), initial=start, desc=meta.get('stage', 'train'), disable=not acc.is_main_process)
     step_time, save_time = None, 0.0
