@@ -10,9 +10,9 @@ from pathlib import Path
 from .config import ConfigError, PRESETS, load_config, to_yaml
 
 # %% auto #0
-__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_sft', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
+__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_stage', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
 
-# %% ../nbs/30_cli.ipynb #724ec0fb
+# %% ../nbs/30_cli.ipynb #769eda45
 def _common(p: argparse.ArgumentParser):
     p.add_argument('--preset', choices=list(PRESETS), help='named preset (default: demo, or the YAML file\'s preset)')
     p.add_argument('--config', type=Path, help='YAML file merged onto the preset')
@@ -25,10 +25,12 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='tinytrainer', description='Post-train a small LM in stages.')
     sub = ap.add_subparsers(dest='command', required=True)
     for name, help in [('curate', 'stage 1: curate the data mixtures'), ('run', 'run every stage in order'),
-                       ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning')]:
+                       ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning'),
+                       ('cot', 'stage 3: chain-of-thought adapter on the frozen SFT adapter')]:
         _common(sub.add_parser(name, help=help))
-    sub.choices['sft'].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
-    sub.choices['sft'].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
+    for stage in ('sft', 'cot'):
+        sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
+        sub.choices[stage].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
     sub.add_parser('doctor', help='check the hardware and the installed packages')
     r = sub.add_parser('readme', help='write README.md from nbs/index.ipynb')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
@@ -39,7 +41,7 @@ def config_from_args(a):
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
-# %% ../nbs/30_cli.ipynb #1817b7ab
+# %% ../nbs/30_cli.ipynb #fc4af255
 def cmd_curate(a):
     from tinytrainer.curate import curate
     cfg = config_from_args(a)
@@ -57,16 +59,17 @@ def cmd_run(a):
     print(f'report: {path / "report.md"}')
     return 0
 
-def cmd_sft(a):
-    from tinytrainer.sft import run_sft
+def cmd_stage(a):
+    "A training stage (`sft`, `cot`) from the command line, or its plan with --dry-run."
+    from tinytrainer.stage import run_stage
+    cfg = config_from_args(a)
     if a.dry_run:
         from tinytrainer.plan import plan_stage
         from tinytrainer.runs import read_manifest, run_dir
-        cfg = config_from_args(a)
         cur = run_dir(cfg.output_root, a.name or cfg.preset, 'curate')
-        print(plan_stage(cfg, 'sft', cur if read_manifest(cur) else None))
+        print(plan_stage(cfg, a.command, cur if read_manifest(cur) else None))
         return 0
-    run_sft(config_from_args(a), name=a.name, force=a.force, num_processes=a.num_processes, live=False)
+    run_stage(cfg, a.command, name=a.name, force=a.force, num_processes=a.num_processes, live=False)
     return 0
 
 def cmd_doctor(a):
@@ -86,7 +89,7 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
-    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_sft, doctor=cmd_doctor)
+    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor)
     try: return cmds[a.command](a)
     except (ConfigError, DataError, RunConflict, FileNotFoundError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
