@@ -129,7 +129,7 @@ def plot_lengths(lengths: dict, path):
         ax.set_title(mix); ax.set_xlabel('tokens'); ax.set_ylabel('records'); ax.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
-# %% ../nbs/10_curate.ipynb #f26eebd1
+# %% ../nbs/10_curate.ipynb #5e6fdab2
 def _file_hash(path) -> str:
     p, h = Path(path), hashlib.sha256()
     files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
@@ -152,8 +152,7 @@ def open_all(cfg: Config) -> dict:
 
 def curate(cfg: Config, name: str | None = None, force: bool = False, tokenizer=None, quiet=False) -> Path:
     "Run stage 1 for `cfg`; returns the run directory (reused if already finished with this config)."
-    from tinytrainer.assets import load_tokenizer
-    name, d, t0 = name or cfg.preset, cfg.curate.data, time.time()
+    name, t0 = name or cfg.preset, time.time()
     fp = curate_fingerprint(cfg)
     with run_lock(cfg.output_root, name):
         path, status = prepare_run(cfg.output_root, name, 'curate', fp, force=force)

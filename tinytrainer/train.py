@@ -16,7 +16,7 @@ __all__ = ['lm_forward', 'lm_loss', 'lr_lambda', 'rng_state', 'set_rng_state', '
            'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'read_metrics', 'TrainResult', 'build_plan', 'collate',
            'eval_loss', 'train_loop']
 
-# %% ../nbs/05_train.ipynb #e22fcaff
+# %% ../nbs/05_train.ipynb #fcf8c988
 def lm_forward(model, batch):
     "Logits at the positions that predict a label, and those labels."
     import torch
@@ -30,7 +30,7 @@ def lm_forward(model, batch):
     return logits, labels[:, keep + 1]
 
 def lm_loss(model, batch):
-    "(sum of token cross-entropies, {'tokens': n}) over the labelled tokens of a micro-batch."
+    "(sum of token cross-entropies over the labelled tokens of a micro-batch, extra metric sums: none here)."
     import torch
     logits, targets = lm_forward(model, batch)
     mask = targets != IGNORE
@@ -105,7 +105,7 @@ def load_checkpoint(acc, model, opt, sched, path: Path) -> dict:
     set_rng_state(torch.load(path / f'rng-{acc.process_index}.pt', weights_only=False))
     return state
 
-# %% ../nbs/05_train.ipynb #c82c5aee
+# %% ../nbs/05_train.ipynb #48670346
 class MetricsLog:
     def __init__(self, path, main: bool):
         self.path, self.main = Path(path), main
@@ -114,12 +114,17 @@ class MetricsLog:
         with open(self.path, 'a') as f: f.write(json.dumps(rec) + '\n')
     def truncate_after(self, step: int):
         if not self.main or not self.path.exists(): return
-        keep = [l for l in self.path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
-        self.path.write_text(''.join(l + '\n' for l in keep))
+        keep = [r for r in read_metrics(self.path) if r.get('step', 0) <= step]   # also drops a line cut by a kill
+        self.path.write_text(''.join(json.dumps(r) + '\n' for r in keep))
 
 def read_metrics(path) -> list[dict]:
-    p = Path(path)
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    "The records of a JSON-lines file (metrics or samples); a last line still being written is left out."
+    p, out = Path(path), []
+    for line in (p.read_text().splitlines() if p.exists() else []):
+        if not line.strip(): continue
+        try: out.append(json.loads(line))
+        except json.JSONDecodeError: break
+    return out
 
 # %% ../nbs/05_train.ipynb #b01d1da5
 @dataclass
