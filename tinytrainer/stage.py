@@ -104,8 +104,8 @@ def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: li
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
-# %% ../nbs/09_stage.ipynb #8b855a81
-PREVIOUS = {'sft': None, 'cot': 'sft', 'dpo': 'cot'}
+# %% ../nbs/09_stage.ipynb #b15abdf7
+PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
 RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
 MIX = {'sft': 'sft', 'cot': 'cot'}
 
