@@ -10,10 +10,10 @@ from pathlib import Path
 from .config import ConfigError, PRESETS, load_config, to_yaml
 
 # %% auto #0
-__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_stage', 'stage_run', 'cmd_merge', 'cmd_push', 'cmd_doctor',
-           'cmd_config', 'cmd_readme', 'main']
+__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_preference', 'cmd_stage', 'stage_run', 'cmd_merge',
+           'cmd_push', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
 
-# %% ../nbs/30_cli.ipynb #59153972
+# %% ../nbs/30_cli.ipynb #0e85a672
 def _common(p: argparse.ArgumentParser):
     p.add_argument('--preset', choices=list(PRESETS), help='named preset (default: demo, or the YAML file\'s preset)')
     p.add_argument('--config', type=Path, help='YAML file merged onto the preset')
@@ -27,10 +27,13 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest='command', required=True)
     for name, help in [('curate', 'stage 1: curate the data mixtures'), ('run', 'run every stage in order'),
                        ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning'),
-                       ('cot', 'stage 3: chain-of-thought adapter on the frozen SFT adapter')]:
+                       ('cot', 'stage 3: chain-of-thought adapter on the frozen SFT adapter'),
+                       ('preference', 'stage 4: preference pairs sampled from the CoT stack'),
+                       ('dpo', 'stage 5: DPO adapter on the frozen stack')]:
         _common(sub.add_parser(name, help=help))
-    for stage in ('sft', 'cot'):
+    for stage in ('run', 'sft', 'cot', 'preference', 'dpo'):
         sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
+    for stage in ('run', 'sft', 'cot'):
         sub.choices[stage].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
     for cmd, help in [('merge', "merge a run's adapter stack into the base weights"), ('push', "upload a run's adapter to the Hub")]:
         p = sub.add_parser(cmd, help=help); _common(p)
@@ -49,7 +52,7 @@ def config_from_args(a):
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
-# %% ../nbs/30_cli.ipynb #3a2d489f
+# %% ../nbs/30_cli.ipynb #d5b7df9e
 def cmd_curate(a):
     from tinytrainer.curate import curate
     cfg = config_from_args(a)
@@ -59,19 +62,25 @@ def cmd_curate(a):
     return 0
 
 def cmd_run(a):
+    "The main job: every stage in order (finished ones reused), then the report."
+    from tinytrainer.pipeline import run_pipeline, pipeline_plan
     cfg = config_from_args(a)
-    print(f'== stage 1/1: curate ({cfg.preset}) ==')
-    from tinytrainer.curate import curate
-    path = curate(cfg, name=a.name, force=a.force)
-    print((path / 'report.md').read_text().rstrip() + '\n')
-    print(f'report: {path / "report.md"}')
+    if a.dry_run:
+        print(pipeline_plan(cfg, a.name)); return 0
+    run_pipeline(cfg, name=a.name, force=a.force, num_processes=a.num_processes, live=False)
+    return 0
+
+def cmd_preference(a):
+    from tinytrainer.preference import run_preference
+    path = run_preference(config_from_args(a), name=a.name, force=a.force, num_processes=a.num_processes)
+    if (path / 'report.md').exists(): print((path / 'report.md').read_text())
     return 0
 
 def cmd_stage(a):
-    "A training stage (`sft`, `cot`) from the command line, or its plan with --dry-run."
+    "A training stage (`sft`, `cot`, `dpo`) from the command line, or its plan with --dry-run."
     from tinytrainer.stage import run_stage
     cfg = config_from_args(a)
-    if a.dry_run:
+    if getattr(a, 'dry_run', False):
         from tinytrainer.plan import plan_stage
         from tinytrainer.runs import read_manifest, run_dir
         cur = run_dir(cfg.output_root, a.name or cfg.preset, 'curate')
@@ -121,7 +130,7 @@ def main(argv=None) -> int:
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
     from tinytrainer.stack import MergeError
-    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor,
+    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, dpo=cmd_stage, preference=cmd_preference, doctor=cmd_doctor,
                 merge=cmd_merge, push=cmd_push)
     try: return cmds[a.command](a)
     except (ConfigError, DataError, RunConflict, MergeError, FileNotFoundError, FileExistsError, PermissionError) as e:

@@ -49,18 +49,30 @@ def launch(fn, args=(), num_processes: int | None = None):
     from accelerate import notebook_launcher
     notebook_launcher(fn, args, num_processes=n, use_port=str(free_port()))
 
-# %% ../nbs/07_launch.ipynb #5558c94e
+# %% ../nbs/07_launch.ipynb #5b8e7b20
 def loss_figure(metrics: list[dict], title: str = ''):
-    "A matplotlib figure of train loss (per step) and eval loss (markers)."
+    """A matplotlib figure of train loss (per step) and eval loss (markers); with DPO figures in the metrics,
+    a second panel of the reward margin and reward accuracy (train and held out)."""
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    tr = [(m['step'], m['loss']) for m in metrics if 'loss' in m]
-    ev = [(m['step'], m['eval_loss']) for m in metrics if 'eval_loss' in m]
+    series = lambda k: [(m['step'], m[k]) for m in metrics if k in m]
+    prefs = any('reward_margin' in m or 'eval_reward_margin' in m for m in metrics)
+    fig, axes = plt.subplots(1, 2 if prefs else 1, figsize=(12 if prefs else 7, 3.6), squeeze=False)
+    ax = axes[0][0]
+    tr, ev = series('loss'), series('eval_loss')
     if tr: ax.plot(*zip(*tr), label='train', lw=1.2)
     if ev: ax.plot(*zip(*ev), 'o-', label='eval (held out)', ms=4)
     ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.set_title(title); ax.grid(alpha=0.3)
     if tr or ev: ax.legend()
+    if prefs:
+        ax, ax2 = axes[0][1], axes[0][1].twinx()
+        for k, style, a in [('reward_margin', '-', ax), ('eval_reward_margin', 'o-', ax),
+                            ('reward_accuracy', '--', ax2), ('eval_reward_accuracy', 's--', ax2)]:
+            if series(k): a.plot(*zip(*series(k)), style, label=k.replace('_', ' '), ms=4, lw=1.1, color='C0' if a is ax else 'C1')
+        ax.set_xlabel('step'); ax.set_ylabel('reward margin', color='C0'); ax2.set_ylabel('reward accuracy', color='C1')
+        ax2.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3); ax.set_title('preference rewards')
+        h1, l1 = ax.get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc='lower right')
     fig.tight_layout()
     return fig
 

@@ -13,9 +13,11 @@ from pathlib import Path
 __all__ = ['PACKAGES', 'MANIFEST', 'RunConflict', 'atomic_write', 'write_json', 'read_json', 'fingerprint', 'package_versions',
            'git_revision', 'run_dir', 'read_manifest', 'prepare_run', 'finish_run', 'run_lock', 'find_run']
 
-# %% ../nbs/01_runs.ipynb #1f1510c8
+# %% ../nbs/01_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
-    "A finished run of another config sits where this one would go."
+    "A run of another config sits where this one would go (`path`)."
+    def __init__(self, message: str, path=None):
+        super().__init__(message); self.path = path
 
 # %% ../nbs/01_runs.ipynb #9f88874f
 def atomic_write(path, data: str | bytes):
@@ -67,7 +69,7 @@ def git_revision(path=None) -> str | None:
         return rev.stdout.strip() + ('+dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return None
 
-# %% ../nbs/01_runs.ipynb #25c9523a
+# %% ../nbs/01_runs.ipynb #22298530
 MANIFEST = 'manifest.json'
 
 def run_dir(root, name: str, stage: str) -> Path: return Path(root) / name / stage
@@ -86,7 +88,7 @@ def prepare_run(root, name: str, stage: str, fp: str, force: bool = False, resum
         if not force:
             raise RunConflict(
                 f"{path} holds a finished {stage} run of another config (fingerprint {man.get('fingerprint')}, "
-                f"this one {fp}). Keep it and run under a new name (--name {name}-2), or replace it with --force.")
+                f"this one {fp}). Keep it and run under a new name (--name {name}-2), or replace it with --force.", path)
         print(f'--force: replacing the finished run in {path}')
         shutil.rmtree(path)
     elif path.exists():
@@ -95,7 +97,7 @@ def prepare_run(root, name: str, stage: str, fp: str, force: bool = False, resum
         if resumable and same and not force: return path, 'resume'
         if started.exists() and not same and not force and any(p.name != 'started.json' for p in path.iterdir()) and resumable:
             raise RunConflict(f"{path} holds an unfinished {stage} run of another config. Run under a new name "
-                              f"(--name {name}-2), or discard it with --force.")
+                              f"(--name {name}-2), or discard it with --force.", path)
         shutil.rmtree(path)  # an unfinished run of this stage that cannot resume: redo it
     path.mkdir(parents=True)
     write_json(path / 'started.json', dict(stage=stage, fingerprint=fp, started=time.strftime('%Y-%m-%dT%H:%M:%S')))

@@ -13,8 +13,9 @@ from .runs import fingerprint, finish_run, prepare_run, read_json, read_manifest
 from .train import read_metrics
 
 # %% auto #0
-__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'make_accelerator', 'Sampler', 'gradient_checkpointing', 'stage_model',
-           'lm_examples', 'stage_examples', 'stage_worker', 'previous_stack', 'run_stage', 'wait_for_run']
+__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'DATA_FROM', 'make_accelerator', 'Sampler', 'gradient_checkpointing',
+           'stage_model', 'lm_examples', 'stage_examples', 'stage_worker', 'previous_stack', 'run_stage',
+           'wait_for_run']
 
 # %% ../nbs/09_stage.ipynb #eef4bcd3
 REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
@@ -104,10 +105,11 @@ def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: li
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
-# %% ../nbs/09_stage.ipynb #b15abdf7
+# %% ../nbs/09_stage.ipynb #29ab060e
 PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
 RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
-MIX = {'sft': 'sft', 'cot': 'cot'}
+MIX = {'sft': 'sft', 'cot': 'cot'}   # the curated mixture an LM stage trains on
+DATA_FROM = {'dpo': 'preference'}   # a stage whose data is another run's output
 
 def previous_stack(cfg: Config, stage: str, name: str) -> tuple[list, dict]:
     "(adapters in order, with their folders found again; {stage: fingerprint}) of the finished run this stage builds on."
@@ -129,6 +131,7 @@ def run_stage(cfg: Config, stage: str, name: str | None = None, force: bool = Fa
     else: data_dir = curate(cfg, name=name, quiet=True)
     stack, inputs = previous_stack(cfg, stage, name)
     inputs['curate'] = read_manifest(data_dir)['data_fingerprint']
+    if stage in DATA_FROM: data_dir = run_dir(cfg.output_root, name, DATA_FROM[stage])
     sc = getattr(cfg, stage)
     fp = fingerprint(stage, RUN_FORMAT, to_dict(cfg.model), to_dict(sc), inputs)
     if follower: return _follow(cfg, stage, name, fp, data_dir, stack)

@@ -70,15 +70,23 @@ def best_fit(lengths: list[int], capacity: int) -> list[list[int]]:
             bisect.insort(free, (space - lengths[i], r))
     return rows
 
-# %% ../nbs/03_tokenization.ipynb #d446c9fa
+# %% ../nbs/03_tokenization.ipynb #3744afcf
 def collate_packed(examples: list[dict]):
-    "One packed row: input_ids, labels and position_ids of shape [1, T]."
+    "One packed row: input_ids, labels and position_ids of shape [1, T] (and seq_ids, ref, units when examples have them)."
     import torch
-    ids, labels, pos = [], [], []
+    ids, labels, pos, seq, k = [], [], [], [], 0
     for e in examples:
-        ids += e['input_ids']; labels += [IGNORE] + e['labels'][1:]; pos += list(range(len(e['input_ids'])))
+        ids += e['input_ids']
+        start = 0
+        for n in e.get('segments') or [len(e['input_ids'])]:
+            labels += [IGNORE] + e['labels'][start + 1:start + n]
+            pos += list(range(n)); seq += [k] * n; start += n; k += 1
     t = lambda x: torch.tensor([x], dtype=torch.long)
-    return dict(input_ids=t(ids), labels=t(labels), position_ids=t(pos))
+    out = dict(input_ids=t(ids), labels=t(labels), position_ids=t(pos))
+    if any('segments' in e for e in examples): out['seq_ids'] = t(seq)
+    if any('ref' in e for e in examples): out['ref'] = torch.tensor([e['ref'] for e in examples], dtype=torch.float32)
+    if any('units' in e for e in examples): out['units'] = torch.tensor(sum(e.get('units', 0) for e in examples))
+    return out
 
 def collate_padded(examples: list[dict], pad_id: int):
     "Right-padded batch: input_ids, attention_mask and labels of shape [B, L]; padding never labelled."
@@ -90,10 +98,10 @@ def collate_padded(examples: list[dict], pad_id: int):
                 labels=torch.tensor([[IGNORE] + pad(e['labels'][1:], IGNORE) for e in examples]))
 
 def label_tokens(examples: list[dict]) -> int:
-    "Tokens that carry a label (the loss counts these), as collated."
-    return sum(sum(l != IGNORE for l in e['labels'][1:]) for e in examples)
+    "What the loss of these examples is divided by: their `units` if they have them, else the tokens that carry a label."
+    return sum(e['units'] if 'units' in e else sum(l != IGNORE for l in e['labels'][1:]) for e in examples)
 
-# %% ../nbs/03_tokenization.ipynb #f0170334
+# %% ../nbs/03_tokenization.ipynb #f7f75198
 @dataclass
 class Step:
     "One optimizer step: for each rank its micro-batches (lists of example indices), and the step's label tokens."

@@ -14,7 +14,7 @@ from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, pla
 # %% auto #0
 __all__ = ['lm_forward', 'lm_loss', 'lr_lambda', 'rng_state', 'set_rng_state', 'fault', 'trainable_state', 'checkpoints',
            'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'read_metrics', 'TrainResult', 'build_plan', 'collate',
-           'eval_loss', 'train_loop']
+           'loss_metrics', 'eval_metrics', 'eval_loss', 'train_loop']
 
 # %% ../nbs/05_train.ipynb #fcf8c988
 def lm_forward(model, batch):
@@ -126,7 +126,7 @@ def read_metrics(path) -> list[dict]:
         except json.JSONDecodeError: break
     return out
 
-# %% ../nbs/05_train.ipynb #b01d1da5
+# %% ../nbs/05_train.ipynb #f7a7b85a
 @dataclass
 class TrainResult:
     status: str          # 'done' or 'budget' (stopped to checkpoint before the time budget ran out)
@@ -150,23 +150,47 @@ def collate(examples, rows, packing: bool, pad_id: int, device):
     b = collate_packed(ex) if packing else collate_padded(ex, pad_id)
     return {k: v.to(device) for k, v in b.items()}
 
-def eval_loss(acc, model, examples, spec: TrainSpec, capacity: int, pad_id: int, loss_fn=lm_loss) -> float:
-    "Mean token loss on held-out examples, the rows sharded across ranks."
+def loss_metrics(loss_fn) -> tuple:
+    "Names of the extra figures `loss_fn` returns as sums (a DPO loss: reward margins, accuracy, ...); () for the LM loss."
+    return tuple(getattr(loss_fn, 'metrics', ()))
+
+def _units(b) -> 'torch.Tensor':
+    "What a micro-batch's loss sum is divided by: its `units` (pairs) or its labelled tokens."
+    return b['units'] if 'units' in b else (b['labels'][:, 1:] != IGNORE).sum()
+
+def _sums(loss, aux: dict, names: tuple, units, device):
+    "One tensor [loss, units, *metric sums] so that a single reduce covers them all."
     import torch
+    vals = [loss.detach().float(), units.float().to(device)] + [aux[k].detach().float() if k in aux else torch.zeros((), device=device) for k in names]
+    return torch.stack([v.to(device) for v in vals])
+
+def eval_metrics(acc, model, examples, spec: TrainSpec, capacity: int, pad_id: int, loss_fn=lm_loss) -> dict:
+    "Mean held-out loss (per token, or per unit) and the loss function's extra figures, the rows sharded across ranks."
+    import torch
+    names = loss_metrics(loss_fn)
     rows = make_rows(examples, capacity, spec.packing, spec.seed, 0)[acc.process_index::acc.num_processes]
-    total = torch.zeros(2, device=acc.device)
+    total = torch.zeros(2 + len(names), device=acc.device)
     model = acc.unwrap_model(model)   # no DDP here: ranks run different numbers of rows (DDP syncs buffers per forward)
     was = model.training; model.eval()
     with torch.no_grad():
         for r in rows:
             b = collate(examples, r, spec.packing, pad_id, acc.device)
-            loss, _ = loss_fn(model, b)
-            total += torch.stack([loss.float(), (b['labels'][:, 1:] != IGNORE).sum().float()])
+            loss, aux = loss_fn(model, b)
+            total += _sums(loss, aux, names, _units(b), acc.device)
     model.train(was)
     total = acc.reduce(total, 'sum')
-    return (total[0] / total[1].clamp(min=1)).item()
+    n = total[1].clamp(min=1)
+    return dict(loss=(total[0] / n).item(), **{k: (total[2 + i] / n).item() for i, k in enumerate(names)})
 
-# %% ../nbs/05_train.ipynb #4bfa8938
+def eval_loss(acc, model, examples, spec: TrainSpec, capacity: int, pad_id: int, loss_fn=lm_loss) -> float:
+    "Mean token loss on held-out examples, the rows sharded across ranks."
+    return eval_metrics(acc, model, examples, spec, capacity, pad_id, loss_fn)['loss']
+
+def _eval_record(acc, model, examples, spec, capacity, pad_id, loss_fn, step) -> dict:
+    m = eval_metrics(acc, model, examples, spec, capacity, pad_id, loss_fn)
+    return dict(step=step, eval_loss=round(m.pop('loss'), 6), **{f'eval_{k}': round(v, 6) for k, v in m.items()})
+
+# %% ../nbs/05_train.ipynb #ea04e1cd
 def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pad_id: int, loss_fn=lm_loss,
                eval_examples=(), sample_fn=None, meta=None) -> TrainResult:
     "Train the trainable parameters of `model` on `examples`; resumable from `out_dir/checkpoints`."
@@ -176,6 +200,7 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
     world, rank = acc.num_processes, acc.process_index
     plan = build_plan(examples, spec, capacity, world)
     params = [p for p in model.parameters() if p.requires_grad]
+    names = loss_metrics(loss_fn)
     fused = acc.device.type == 'cuda'
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=fused)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(spec, len(plan)))
@@ -189,7 +214,7 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
         start = state['step']; log.truncate_after(start)
         MetricsLog(out_dir / 'samples.jsonl', acc.is_main_process).truncate_after(start)
     if start == 0 and eval_examples and spec.eval_every:   # where the held-out loss starts
-        log.write(step=0, eval_loss=round(eval_loss(acc, model, eval_examples, spec, capacity, pad_id, loss_fn), 6))
+        log.write(**_eval_record(acc, model, eval_examples, spec, capacity, pad_id, loss_fn, 0))
     model.train()
     bar = tqdm(total=len(plan), initial=start, desc=meta.get('stage', 'train'), disable=not acc.is_main_process)
     step_time, save_time = None, 0.0
@@ -200,27 +225,28 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
                 save_checkpoint(acc, model, opt, sched, step, out_dir, spec.keep_last, meta)
                 bar.close(); return TrainResult('budget', step, len(plan))
         ts, s = time.time(), plan[step]
-        micro, local = s.micro[rank], torch.zeros(2, device=acc.device)
+        micro, local = s.micro[rank], torch.zeros(2 + len(names), device=acc.device)
         for j, rows in enumerate(micro):
             b = collate(examples, rows, spec.packing, pad_id, acc.device)
             last = j == len(micro) - 1
             with (acc.no_sync(model) if not last else _null()):
-                loss, _ = loss_fn(model, b)
+                loss, aux = loss_fn(model, b)
                 acc.backward(loss * (world / max(1, s.tokens)))
             real = b['attention_mask'].sum() if 'attention_mask' in b else torch.tensor(b['input_ids'].numel() if rows else 0)
-            local += torch.stack([loss.detach().float(), real.float().to(acc.device)])
+            local += _sums(loss, aux, names, real, acc.device)
         gnorm = acc.clip_grad_norm_(params, spec.grad_clip if spec.grad_clip else float('inf'))
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
         tot = acc.reduce(local, 'sum')
         step_time = time.time() - ts
         rec = dict(step=step + 1, loss=round((tot[0] / max(1, s.tokens)).item(), 6), lr=sched.get_last_lr()[0],
                    grad_norm=round(float(gnorm), 6), tokens_per_s=round(tot[1].item() / step_time, 1),
+                   **{k: round((tot[2 + i] / max(1, s.tokens)).item(), 6) for i, k in enumerate(names)},
                    elapsed=round(time.time() - t0, 2))
         if acc.scaler is not None: rec['loss_scale'] = acc.scaler.get_scale()
         log.write(**rec); bar.update(1); bar.set_postfix(loss=f"{rec['loss']:.3f}")
         n = step + 1
         if eval_examples and spec.eval_every and (n % spec.eval_every == 0 or n == len(plan)):
-            log.write(step=n, eval_loss=round(eval_loss(acc, model, eval_examples, spec, capacity, pad_id, loss_fn), 6))
+            log.write(**_eval_record(acc, model, eval_examples, spec, capacity, pad_id, loss_fn, n))
         if sample_fn and spec.sample_every and (n % spec.sample_every == 0 or n == len(plan)):
             if acc.is_main_process: sample_fn(acc.unwrap_model(model), n)
             acc.wait_for_everyone()
