@@ -42,7 +42,7 @@ def preference_prompts(pc: PreferenceConfig, records) -> list[dict]:
                         answer_type=r['answer_type'], reference=r['completion']))
     return out
 
-# %% ../nbs/13_preference.ipynb #afc1e03f
+# %% ../nbs/13_preference.ipynb #4c968fc9
 def _trim_partial_line(path: Path):
     "Cut a JSON-lines file after its last newline (a kill may leave half a line)."
     if not path.exists(): return
@@ -67,6 +67,7 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     from tinytrainer.model import default_device, load_base, load_stack
     from tinytrainer.stack import base_seed
     from tinytrainer.stage import REQUESTED
+    from tinytrainer.train import fault
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
     pc, rank, world = cfg.preference, int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = default_device()
@@ -96,6 +97,7 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
                 f.write(json.dumps(rec) + '\n')
             f.flush(); os.fsync(f.fileno())
         bar.update(len(batch))
+        fault('kill_after_batch', b // per_call + 1)
     bar.close()
     write_json(run_dir / f'samples/status-{rank}.json', dict(status=status, seconds=round(time.time() - t0, 1)))
 
