@@ -12,6 +12,9 @@ from .config import ConfigError, PRESETS, load_config, to_yaml
 # %% auto #0
 __all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_stage', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
 
+# %% ../nbs/30_cli.ipynb #8b279645
+from .kaggle import add_kaggle_commands, kaggle_command
+
 # %% ../nbs/30_cli.ipynb #769eda45
 def _common(p: argparse.ArgumentParser):
     p.add_argument('--preset', choices=list(PRESETS), help='named preset (default: demo, or the YAML file\'s preset)')
@@ -32,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
         sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
         sub.choices[stage].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
     sub.add_parser('doctor', help='check the hardware and the installed packages')
+    add_kaggle_commands(sub)
     r = sub.add_parser('readme', help='write README.md from nbs/index.ipynb')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
     return ap
@@ -89,7 +93,8 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
-    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor)
+    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor,
+                kaggle=kaggle_command)
     try: return cmds[a.command](a)
     except (ConfigError, DataError, RunConflict, FileNotFoundError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
