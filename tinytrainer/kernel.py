@@ -35,7 +35,7 @@ def stage_function(func: str):
                            'the wheels from a checkout that has it (`tinytrainer kaggle wheels`), upload them as a new '
                            'version of the wheels dataset, and run again (or install from GitHub with internet on).')
 
-# %% ../nbs/21_kernel.ipynb #3ddf1cef
+# %% ../nbs/21_kernel.ipynb #f4c2ca15
 CPU_PRESETS = ('tiny', 'demo')
 T4X2_HINT = 'choose Accelerator "GPU T4 x2" in the notebook\'s settings (kernel-metadata.json: enable_gpu true, machine_shape NvidiaTeslaT4)'
 
@@ -59,8 +59,11 @@ def hardware_verdict(gpus: list, problems: list[str], needs_gpu: bool, preset: s
 def check_hardware(spec: KernelSpec, preset: str):
     "Print the doctor's report and the verdict; raise `KernelSetupError` if the stage cannot run here."
     from tinytrainer.hardware import doctor_report, list_gpus
+    from importlib.metadata import PackageNotFoundError, version
     gpus = list_gpus()
-    text, problems = doctor_report(gpus)
+    try: bnb = None if gpus else (True, f"{version('bitsandbytes')} (not probed: no GPU)")
+    except PackageNotFoundError: bnb = (False, 'not installed')
+    text, problems = doctor_report(gpus, bnb=bnb)
     print(text)
     fatal, notes = hardware_verdict(gpus, problems, spec.gpu, preset)
     for n in notes: print(f'note: {n}')
