@@ -35,7 +35,7 @@ def _pip(*args, check=True) -> subprocess.CompletedProcess:
     if check and r.returncode: raise RuntimeError(f"pip {args[0]} failed:\n{(r.stdout + r.stderr).strip()[-3000:]}")
     return r
 
-# %% ../nbs/22_wheels.ipynb #7b03dae9
+# %% ../nbs/22_wheels.ipynb #0a0a3ed8
 def metadata_wheel(folder, name: str, version: str, requires=()) -> Path:
     "A valid wheel of `name` `version` with no files but its metadata (and `requires`)."
     dist = f"{name.replace('-', '_')}-{version}"
@@ -57,11 +57,12 @@ def torch_stub(folder, torch: str = KAGGLE_TORCH) -> Path:
     "The stand-in for Kaggle's preinstalled torch."
     return metadata_wheel(folder, 'torch', f'{torch}+{STUB_LABEL}')
 
-def wheel_requirements(wheel) -> list[str]:
-    "The Requires-Dist lines of a wheel (extras included)."
+def wheel_requirements(wheel, extras: bool = False) -> list[str]:
+    "The Requires-Dist lines of a wheel (with those of its extras if `extras`)."
     with zipfile.ZipFile(wheel) as z:
         meta = next(n for n in z.namelist() if n.endswith('.dist-info/METADATA'))
-        return [l.split(':', 1)[1].strip() for l in z.read(meta).decode().splitlines() if l.startswith('Requires-Dist:')]
+        reqs = [l.split(':', 1)[1].strip() for l in z.read(meta).decode().splitlines() if l.startswith('Requires-Dist:')]
+    return reqs if extras else [r for r in reqs if 'extra ==' not in r]
 
 # %% ../nbs/22_wheels.ipynb #fc1b9ca6
 def resolve(find_links: list, requirements: list[str], python: str = KAGGLE_PYTHON, offline: bool = False) -> list[dict]:
