@@ -10,11 +10,11 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['STAGES', 'OWNER', 'WHEELS_SLUG', 'GIT_URL', 'T4X2', 'PARAMETERS', 'INSTALL', 'KernelSpec', 'spec_for', 'next_spec',
-           'slugify', 'kernel_id', 'kernel_metadata', 'check_metadata', 'kernel_cells', 'kernel_notebook',
+           'has_stage', 'slugify', 'kernel_id', 'kernel_metadata', 'check_metadata', 'kernel_cells', 'kernel_notebook',
            'kernel_files', 'KaggleSetupError', 'write_kernels', 'sync_kernels', 'kaggle_username', 'check_kernels',
            'add_kaggle_commands', 'cmd_build', 'kaggle_command']
 
-# %% ../nbs/20_kaggle.ipynb #0b529009
+# %% ../nbs/20_kaggle.ipynb #5fdca1d0
 @dataclass(frozen=True)
 class KernelSpec:
     "One stage's kernel."
@@ -54,6 +54,11 @@ def spec_for(stage: str) -> KernelSpec:
 
 def next_spec(spec: KernelSpec) -> KernelSpec | None:
     return next((s for s in STAGES if s.previous == spec.stage), None)
+
+def has_stage(spec: KernelSpec) -> bool:
+    "Whether the installed TinyTrainer exports the stage's run function (read from its index, importing nothing)."
+    from tinytrainer._modidx import d
+    return any(f'{mod}.{spec.func}' in syms for mod, syms in d['syms'].items())
 
 def slugify(title: str) -> str:
     "Kaggle's slug of a title: lower case, runs of other characters as one dash."
@@ -256,7 +261,7 @@ def check_kernels(folder) -> list[str]:
     if len(owners) > 1: problems.append(f'{folder}: kernels of several owners: {sorted(owners)}')
     return problems
 
-# %% ../nbs/20_kaggle.ipynb #d3e62ea0
+# %% ../nbs/20_kaggle.ipynb #cee27ced
 def add_kaggle_commands(sub):
     "The `kaggle` subcommand and its own subcommands, on the CLI's subparsers."
     k = sub.add_parser('kaggle', help='Kaggle kernels and the wheels dataset').add_subparsers(dest='kaggle_command', required=True)
@@ -294,8 +299,10 @@ def cmd_build(a) -> int:
     written = write_kernels(a.out, kernel_files(user, a.internet == 'on', extra))
     problems = check_kernels(a.out)
     for p in problems: print(f'problem: {p}', file=sys.stderr)
-    print(f'{len(STAGES)} kernel folders for {user} in {a.out} ({len(written)} files written); push them in this order:')
-    for s in STAGES: print(f'  kaggle kernels push -p {a.out / s.stage}')
+    print(f'{len(STAGES)} kernel folders for {user} in {a.out} ({len(written)} files written); push them in this order, '
+          'each when the previous one has finished:')
+    for s in STAGES:
+        print(f'  kaggle kernels push -p {a.out / s.stage}' + ('' if has_stage(s) else f'   # {s.func} is not in this TinyTrainer yet: the kernel will stop and say so'))
     return 1 if problems else 0
 
 def kaggle_command(a) -> int:
@@ -315,7 +322,8 @@ def _kaggle_command(a) -> int:
         wheels.build_wheels(a.out, owner, a.torch or wheels.KAGGLE_TORCH, project_root())
         return 0
     rc = 0
-    kernels = a.kernels or (Path('kaggle_build') if Path('kaggle_build').is_dir() or a.wheels is None else None)
+    kernels = a.kernels
+    if kernels is None and a.wheels is None: kernels = Path('kaggle_build') if Path('kaggle_build').is_dir() else project_root() / 'kaggle'
     if kernels is not None:
         problems = check_kernels(kernels)
         for p in problems: print(f'problem: {p}', file=sys.stderr)
