@@ -299,7 +299,7 @@ def apply_override(data: dict, override: str) -> dict:
     parent[idx] = yaml.safe_load(text) if text.strip() else ''
     return data
 
-# %% ../nbs/00_config.ipynb #d4b6199a
+# %% ../nbs/00_config.ipynb #6bd2fd0b
 def _src(name, cap=0, **kw): return SourceSpec(name=name, cap=cap, **kw)
 
 def _kaggle_t4x2():
@@ -327,15 +327,16 @@ def _demo():
                     eval=[_src('ladder', 120, split='test', options=dict(family='arith')),
                           _src('ladder', 120, split='test', options=dict(family='word'))],
                     heldout_fraction=0.05, heldout_max=100)
-    train = TrainSpec(epochs=1, max_steps=50, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
-                      eval_every=10, sample_every=25, save_every=25, time_budget_min=8)
+    train = TrainSpec(epochs=1, max_steps=40, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
+                      eval_every=10, sample_every=20, save_every=20, time_budget_min=6)
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=200, heldout_prompts=80, k=4, max_new_tokens=96, pairs_per_prompt=2,
-                                               reference_fallback=False, time_budget_min=6),
-                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=40, lr=5e-5, tokens_per_step=2048,
-                                                                              micro_batch_tokens=1024, time_budget_min=5)),
+                  preference=PreferenceConfig(n_prompts=160, heldout_prompts=120, k=4, max_new_tokens=96, pairs_per_prompt=2,
+                                               reference_fallback=False, time_budget_min=5),
+                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=30, lr=2e-4, tokens_per_step=1024,
+                                                                              micro_batch_tokens=1024, eval_every=10, sample_every=15,
+                                                                              save_every=15, time_budget_min=5)),
                   eval=EvalConfig(n_problems=120, max_new_tokens=96))
 
 def _tiny():
