@@ -10,7 +10,8 @@ from pathlib import Path
 from .config import ConfigError, PRESETS, load_config, to_yaml
 
 # %% auto #0
-__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_stage', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
+__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_stage', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main',
+           'cmd_eval']
 
 # %% ../nbs/30_cli.ipynb #769eda45
 def _common(p: argparse.ArgumentParser):
@@ -26,7 +27,8 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest='command', required=True)
     for name, help in [('curate', 'stage 1: curate the data mixtures'), ('run', 'run every stage in order'),
                        ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning'),
-                       ('cot', 'stage 3: chain-of-thought adapter on the frozen SFT adapter')]:
+                       ('cot', 'stage 3: chain-of-thought adapter on the frozen SFT adapter'),
+                       ('eval', 'stage 6: evaluate the base and every stage of the run, write the report')]:
         _common(sub.add_parser(name, help=help))
     for stage in ('sft', 'cot'):
         sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
@@ -89,11 +91,21 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
-    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor)
+    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor,
+                eval=cmd_eval)
     try: return cmds[a.command](a)
     except (ConfigError, DataError, RunConflict, FileNotFoundError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
+
+# %% ../nbs/30_cli.ipynb #db544fc3
+def cmd_eval(a):
+    "Stage 6 from the command line: evaluate, print the scores and stages, say where the report is."
+    from tinytrainer.eval import run_eval
+    path = run_eval(config_from_args(a), name=a.name, force=a.force, live=False)
+    print((path / 'report.md').read_text().split('## Sample answers')[0].rstrip() + '\n')
+    print(f'report: {path / "report.md"}')
+    return 0
 
 # %% ../nbs/30_cli.ipynb #73a55543
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # `python -m tinytrainer.cli` (torchrun, accelerate launch); not in the notebook
