@@ -46,15 +46,16 @@ def duration(seconds) -> str:
 
 def _loss(h) -> str: return '-' if not h else f"{h['loss']:.3f} ({h['perplexity']:.1f})"
 
-# %% ../nbs/16_report.ipynb #a0dfc1a6
+# %% ../nbs/16_report.ipynb #d2cca838
 def scores_table(summary: dict) -> list[str]:
-    "The table: a row per model; per set accuracy [95% interval]; readable share; held-out loss (perplexity)."
+    "The table: a row per model; per set accuracy [95% interval]; shares of readable and cut-off answers; held-out loss (perplexity)."
     first, splits = summary['models'][0], list(summary['models'][0]['heldout'])
     head = ['model'] + [f"{s} (n={first['sets'][s]['n']}, {first['sets'][s]['kind']})" for s in summary['sets']] + \
-           ['readable'] + [f'{h} loss (ppl)' for h in splits] + ['eval time']
+           ['readable', 'cut off'] + [f'{h} loss (ppl)' for h in splits] + ['eval time']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' + '---:|' * (len(head) - 1)]
     for m in summary['models']:
-        row = [m['label']] + [pct(m['sets'][s]) for s in summary['sets']] + [f"{100 * m['sets']['all']['readable']:.1f}%"]
+        every = m['sets']['all']
+        row = [m['label']] + [pct(m['sets'][s]) for s in summary['sets']] + [f"{100 * every[k]:.1f}%" for k in ('readable', 'truncated')]
         row += [_loss(m['heldout'].get(h)) for h in splits] + [duration(m['wall_s'])]
         lines.append('| ' + ' | '.join(row) + ' |')
     return lines
@@ -91,7 +92,7 @@ def free_form_section(results: list[dict]) -> list[str]:
         lines += [f"| {r['label']} | {cell(r['free_form'][i], 400)} |" for r in results] + ['']
     return lines
 
-# %% ../nbs/16_report.ipynb #bf7126dc
+# %% ../nbs/16_report.ipynb #a87c1278
 def report_markdown(summary: dict, results: list[dict], per_set: int = 3) -> str:
     "The whole page as Markdown."
     m = summary
@@ -101,7 +102,7 @@ def report_markdown(summary: dict, results: list[dict], per_set: int = 3) -> str
              f"{m['max_new_tokens']} new tokens; the same {n_all} problems for every model (at most "
              f"{m['n_problems'] or 'all'} per set). Accuracy is exact match for number sets and label accuracy for label "
              "sets, with its 95% Wilson interval in brackets; *readable* is the share of answers stated as `#### N` or "
-             "\"The answer is N\" (an answer read from the last number is not). Held-out loss is the mean token loss on "
+             "\"The answer is N\" (an answer read from the last number is not); *cut off* the share that hit the token limit. Held-out loss is the mean token loss on "
              "each mixture's held-out records, computed as in training.", '', '## Scores', '']
     lines += scores_table(m) + ['']
     if 'final_minus_base' in m:
