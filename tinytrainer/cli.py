@@ -10,10 +10,10 @@ from pathlib import Path
 from .config import ConfigError, PRESETS, load_config, to_yaml
 
 # %% auto #0
-__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_stage', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main',
-           'cmd_eval']
+__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_stage', 'stage_run', 'cmd_merge', 'cmd_push', 'cmd_doctor',
+           'cmd_config', 'cmd_readme', 'main', 'cmd_eval']
 
-# %% ../nbs/30_cli.ipynb #769eda45
+# %% ../nbs/30_cli.ipynb #59153972
 def _common(p: argparse.ArgumentParser):
     p.add_argument('--preset', choices=list(PRESETS), help='named preset (default: demo, or the YAML file\'s preset)')
     p.add_argument('--config', type=Path, help='YAML file merged onto the preset')
@@ -33,6 +33,13 @@ def parser() -> argparse.ArgumentParser:
     for stage in ('sft', 'cot'):
         sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
         sub.choices[stage].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
+    for cmd, help in [('merge', "merge a run's adapter stack into the base weights"), ('push', "upload a run's adapter to the Hub")]:
+        p = sub.add_parser(cmd, help=help); _common(p)
+        p.add_argument('--stage', default='', help='the run whose stack is used (default: the last finished of dpo, cot, sft)')
+    sub.choices['merge'].add_argument('--out', type=Path, required=True, help='folder for the merged model (must be new or empty, unless --force)')
+    sub.choices['merge'].add_argument('--dtype', default='bfloat16', choices=['float16', 'bfloat16', 'float32'])
+    sub.choices['merge'].add_argument('--push', metavar='REPO', help='also upload the merged model to this Hub repo')
+    sub.choices['push'].add_argument('--repo', required=True, help='Hub repo id, e.g. me/tinyllama-sft')
     sub.add_parser('doctor', help='check the hardware and the installed packages')
     r = sub.add_parser('readme', help='write README.md from nbs/index.ipynb')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
@@ -43,7 +50,7 @@ def config_from_args(a):
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
-# %% ../nbs/30_cli.ipynb #fc4af255
+# %% ../nbs/30_cli.ipynb #3a2d489f
 def cmd_curate(a):
     from tinytrainer.curate import curate
     cfg = config_from_args(a)
@@ -74,6 +81,29 @@ def cmd_stage(a):
     run_stage(cfg, a.command, name=a.name, force=a.force, num_processes=a.num_processes, live=False)
     return 0
 
+def stage_run(cfg, name: str | None, stage: str = '') -> Path:
+    "The finished run of `stage`, or of the last stage that has one (dpo, cot, sft)."
+    from tinytrainer.runs import find_run, read_manifest, run_dir
+    name = name or cfg.preset
+    if stage: return find_run(cfg.output_root, name, stage)[0]
+    for s in ('dpo', 'cot', 'sft'):
+        if read_manifest(run_dir(cfg.output_root, name, s)): return run_dir(cfg.output_root, name, s)
+    raise FileNotFoundError(f'no finished sft, cot or dpo run under {Path(cfg.output_root) / name}; train one first (tinytrainer sft)')
+
+def cmd_merge(a):
+    from tinytrainer.stack import merge_run, push_to_hub
+    run = stage_run(config_from_args(a), a.name, a.stage)
+    out = merge_run(run, a.out, dtype=a.dtype, force=a.force)
+    print(f'merged {run} -> {out} ({a.dtype}); load it with AutoModelForCausalLM.from_pretrained({str(out)!r})')
+    if a.push: print(f'pushed: {push_to_hub(out, a.push)}')
+    return 0
+
+def cmd_push(a):
+    from tinytrainer.stack import push_to_hub
+    run = stage_run(config_from_args(a), a.name, a.stage)
+    print(f'pushed {run / "adapter"}: {push_to_hub(run / "adapter", a.repo)}')
+    return 0
+
 def cmd_doctor(a):
     from tinytrainer.hardware import doctor_main
     return doctor_main([])
@@ -91,10 +121,12 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
+    from tinytrainer.stack import MergeError
     cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor,
+                merge=cmd_merge, push=cmd_push,
                 eval=cmd_eval)
     try: return cmds[a.command](a)
-    except (ConfigError, DataError, RunConflict, FileNotFoundError) as e:
+    except (ConfigError, DataError, RunConflict, MergeError, FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
 
@@ -107,5 +139,5 @@ def cmd_eval(a):
     print(f'report: {path / "report.md"}')
     return 0
 
-# %% ../nbs/30_cli.ipynb #73a55543
+# %% ../nbs/30_cli.ipynb #fa6c5a0b
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # `python -m tinytrainer.cli` (torchrun, accelerate launch); not in the notebook

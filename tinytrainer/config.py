@@ -20,7 +20,7 @@ __all__ = ['PRESETS', 'ConfigError', 'SourceSpec', 'DataSpec', 'ModelSpec', 'Lor
 class ConfigError(ValueError):
     "A config value that cannot be used; the message names the field and what it accepts."
 
-# %% ../nbs/00_config.ipynb #fa40d5b3
+# %% ../nbs/00_config.ipynb #dfa2e9cc
 def _f(default, help='', **meta):
     "A dataclass field with a default (copied if mutable) and a help text kept in its metadata."
     meta['help'] = help
@@ -42,6 +42,7 @@ class DataSpec:
     "What the curation stage builds: an SFT mixture, a CoT mixture and the evaluation problems."
     sft: list[SourceSpec] = _f([], 'sources of the SFT mixture')
     cot: list[SourceSpec] = _f([], 'sources of the chain-of-thought mixture')
+    preference: list[SourceSpec] = _f([], 'prompts with reference answers for preference pairs; any prompt of another mixture is removed')
     eval: list[SourceSpec] = _f([], 'evaluation problems; training prompts found here are removed')
     heldout_fraction: float = _f(0.02, 'share of each mixture kept out of training', min=0.0, max=0.5)
     heldout_max: int = _f(500, 'at most this many held-out records per mixture', min=0)
@@ -98,7 +99,7 @@ class TrainSpec:
     time_budget_min: float = _f(0.0, 'wall-clock budget in minutes (0: none); checkpoint before it ends', min=0.0)
     seed: int = _f(42, 'seed of everything')
 
-# %% ../nbs/00_config.ipynb #e73478c3
+# %% ../nbs/00_config.ipynb #c0ccc382
 @dataclass
 class CurateConfig:
     "Stage 1: sources -> one clean, capped, deduplicated mixture per training stage."
@@ -121,13 +122,19 @@ class CoTConfig(SFTConfig):
 @dataclass
 class PreferenceConfig:
     "Stage 4: sample K answers per prompt, score them, keep chosen/rejected pairs."
-    n_prompts: int = _f(1000, 'prompts to sample', min=1)
+    n_prompts: int = _f(1000, 'training prompts to sample (from the curated preference mixture)', min=1)
+    heldout_prompts: int = _f(100, 'held-out prompts whose pairs measure DPO (never trained on)', min=0)
     k: int = _f(4, 'samples per prompt', min=2)
     temperature: float = _f(0.8, 'sampling temperature', min=0.0)
     top_p: float = _f(0.95, 'nucleus sampling', min=0.0, max=1.0)
     max_new_tokens: int = _f(256, 'longest response', min=1)
     pairs_per_prompt: int = _f(1, 'pairs kept per prompt', min=1)
     reference_fallback: bool = _f(True, 'use the reference solution as chosen when no sample is right')
+    length_balance: bool = _f(True, 'pair each chosen response with the rejected one closest in length')
+    scorer: str = _f('exact_match', "'exact_match' or 'package.module:function' (problem, response) -> score")
+    batch_size: int = _f(64, 'sequences per generate call', min=1)
+    time_budget_min: float = _f(0.0, 'wall-clock budget in minutes (0: none); results so far are kept, a rerun continues', min=0.0)
+    seed: int = _f(42, 'sampling seed')
 
 @dataclass
 class DPOConfig(SFTConfig):
@@ -229,13 +236,13 @@ def to_dict(cfg):
     "Plain data (dicts, lists, scalars) of a config."
     return dataclasses.asdict(cfg)
 
-# %% ../nbs/00_config.ipynb #8c55664e
+# %% ../nbs/00_config.ipynb #5e64ccae
 def validate(cfg: Config) -> Config:
     "Re-check every field and the rules that span fields; returns `cfg` or raises `ConfigError`."
     from_dict(Config, to_dict(cfg))  # types, literals, bounds
     import tinytrainer.ladder  # registers the generated sources
     from tinytrainer.sources import SOURCES  # the registry lives with the formatters
-    for mix in ('sft', 'cot', 'eval'):
+    for mix in ('sft', 'cot', 'preference', 'eval'):
         for i, s in enumerate(getattr(cfg.curate.data, mix)):
             if s.name not in SOURCES:
                 raise ConfigError(f"curate.data.{mix}[{i}].name: expected one of {', '.join(sorted(SOURCES))}; got {s.name!r}")
@@ -244,6 +251,13 @@ def validate(cfg: Config) -> Config:
         if t.micro_batch_tokens < cfg.model.max_len:
             raise ConfigError(f"{stage}.train.micro_batch_tokens: must be >= model.max_len ({cfg.model.max_len}) "
                               f"so that one sample fits a row; got {t.micro_batch_tokens}")
+    if cfg.dpo.train.micro_batch_tokens < 2 * cfg.model.max_len:
+        raise ConfigError(f"dpo.train.micro_batch_tokens: must be >= 2 x model.max_len ({2 * cfg.model.max_len}): a pair's "
+                          f"chosen and rejected responses share a row; got {cfg.dpo.train.micro_batch_tokens}")
+    if not cfg.dpo.train.packing:
+        raise ConfigError('dpo.train.packing: must be true (chosen and rejected are packed into one row, each with its own positions)')
+    if cfg.preference.k > cfg.preference.batch_size:
+        raise ConfigError(f'preference.batch_size: must be >= preference.k ({cfg.preference.k}): one prompt\'s samples go in one call')
     return cfg
 
 # %% ../nbs/00_config.ipynb #d9f4a166
@@ -290,7 +304,7 @@ def apply_override(data: dict, override: str) -> dict:
     parent[idx] = yaml.safe_load(text) if text.strip() else ''
     return data
 
-# %% ../nbs/00_config.ipynb #0d38efee
+# %% ../nbs/00_config.ipynb #d4b6199a
 def _src(name, cap=0, **kw): return SourceSpec(name=name, cap=cap, **kw)
 
 def _kaggle_t4x2():
@@ -298,13 +312,14 @@ def _kaggle_t4x2():
     sft_caps = dict(alpaca=6000, aqua_rat=16000, arc=1119, boolq=5500, dolly=4000, gsm8k=7473, math_qa=16000, svamp=700)
     data = DataSpec(sft=[_src(n, c) for n, c in sft_caps.items()],
                     cot=[_src('mathinstruct', 22000), _src('general_reasoning', 501)],
+                    preference=[_src('math_qa', 3000)],
                     eval=[_src('gsm8k', 0, split='test'), _src('svamp', 0, split='test')])
     train = TrainSpec(epochs=3, lr=2e-4, tokens_per_step=32768, micro_batch_tokens=4096,
                       eval_every=200, sample_every=200, save_every=200, time_budget_min=11 * 60)
     quant = QuantSpec(bits=4)
     return Config(preset='kaggle-t4x2', model=ModelSpec(max_len=1024), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(), quant, train), cot=CoTConfig(LoraSpec(), quant, copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=2000, k=4, reference_fallback=True),
+                  preference=PreferenceConfig(n_prompts=2000, heldout_prompts=200, k=4, reference_fallback=True, time_budget_min=11 * 60),
                   dpo=DPOConfig(LoraSpec(), quant, TrainSpec(epochs=1, lr=5e-6, tokens_per_step=32768,
                                                              micro_batch_tokens=4096, time_budget_min=11 * 60)),
                   eval=EvalConfig(n_problems=500))
@@ -313,6 +328,7 @@ def _demo():
     "SmolLM2-135M-Instruct (offline GGUF) on the generated problem ladder, sized for a 2-core CPU."
     data = DataSpec(sft=[_src('ladder', 1200, options=dict(family='arith'))],
                     cot=[_src('ladder', 1200, options=dict(family='word'))],
+                    preference=[_src('ladder', 400, split='preference', options=dict(family='word'))],
                     eval=[_src('ladder', 120, split='test', options=dict(family='arith')),
                           _src('ladder', 120, split='test', options=dict(family='word'))],
                     heldout_fraction=0.05, heldout_max=100)
@@ -321,7 +337,8 @@ def _demo():
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=200, k=4, max_new_tokens=96, reference_fallback=False),
+                  preference=PreferenceConfig(n_prompts=200, heldout_prompts=80, k=4, max_new_tokens=96, pairs_per_prompt=2,
+                                               reference_fallback=False, time_budget_min=6),
                   dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=40, lr=5e-5, tokens_per_step=2048,
                                                                               micro_batch_tokens=1024, time_budget_min=5)),
                   eval=EvalConfig(n_problems=120, max_new_tokens=96))
@@ -330,6 +347,7 @@ def _tiny():
     "A random-weight Llama the tests build in seconds, with SmolLM2's real tokenizer."
     data = DataSpec(sft=[_src('ladder', 64, options=dict(family='arith'))],
                     cot=[_src('ladder', 64, options=dict(family='word'))],
+                    preference=[_src('ladder', 24, split='preference', options=dict(family='word'))],
                     eval=[_src('ladder', 16, split='test', options=dict(family='arith'))],
                     heldout_fraction=0.1, heldout_max=8, num_proc=1)
     train = TrainSpec(max_steps=12, lr=1e-2, tokens_per_step=512, micro_batch_tokens=256, warmup_ratio=0.1,
@@ -337,7 +355,7 @@ def _tiny():
     return Config(preset='tiny', model=ModelSpec(name='random:tiny-llama', tokenizer='asset:smollm2-135m', max_len=128, prompt_format='alpaca'),
                   curate=CurateConfig(data), sft=SFTConfig(LoraSpec(r=8, alpha=16), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(r=8, alpha=16), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=8, k=2, max_new_tokens=16, reference_fallback=False),
+                  preference=PreferenceConfig(n_prompts=12, heldout_prompts=6, k=2, max_new_tokens=16, batch_size=8, reference_fallback=True),
                   dpo=DPOConfig(LoraSpec(r=8, alpha=16), QuantSpec(), copy.deepcopy(train)),
                   eval=EvalConfig(n_problems=8, max_new_tokens=16))
 

@@ -18,8 +18,8 @@ __all__ = ['MIXES', 'COLUMNS', 'norm', 'set_name', 'format_source', 'build_mixtu
            'percentiles', 'report_markdown', 'plot_lengths', 'curate_fingerprint', 'open_all', 'curate', 'save_splits',
            'data_fingerprint', 'load_curated']
 
-# %% ../nbs/10_curate.ipynb #78fc4ae3
-MIXES = ('sft', 'cot')
+# %% ../nbs/10_curate.ipynb #f5edf618
+MIXES = ('sft', 'cot', 'preference')
 COLUMNS = ('prompt', 'completion', 'answer', 'answer_type', 'source', 'set')
 
 def norm(text: str) -> str:
@@ -49,8 +49,11 @@ def _take(recs, cap, seed, key, why):
         recs = recs[:cap]
     return recs
 
-def build_mixture(opened: list[Opened], seed: int, eval_prompts: set, dedupe=True, decontaminate=True):
-    "Records of a mixture and, per source, the counts the report shows."
+def build_mixture(opened: list[Opened], seed: int, eval_prompts: set, dedupe=True, decontaminate=True,
+                  avoid: set = frozenset(), checkable: bool = False):
+    """Records of a mixture and, per source, the counts the report shows. Prompts in `avoid` (those of the
+    training mixtures, for the preference prompts) are dropped too; `checkable` keeps only records whose
+    answer a scorer can check (a number or a label)."""
     seen, out, stats = set(), [], []
     for i, op in enumerate(opened):
         recs, why = format_source(op)
@@ -58,6 +61,8 @@ def build_mixture(opened: list[Opened], seed: int, eval_prompts: set, dedupe=Tru
         kept = []
         for r in recs:
             if decontaminate and norm(r['prompt']) in eval_prompts: why['eval_overlap'] += 1; continue
+            if norm(r['prompt']) in avoid: why['train_overlap'] += 1; continue
+            if checkable and r['answer_type'] not in ('number', 'label'): why['no_checkable_answer'] += 1; continue
             key = (norm(r['prompt']), norm(r['completion']))
             if dedupe and key in seen: why['duplicate'] += 1; continue
             seen.add(key); kept.append(r)
@@ -95,14 +100,14 @@ def percentiles(xs, ps=(50, 90, 99)) -> dict:
     out = {f'p{p}': s[min(len(s) - 1, max(0, -(-p * len(s) // 100) - 1))] for p in ps}
     return {**out, 'max': s[-1], 'mean': round(sum(s) / len(s), 1)}
 
-# %% ../nbs/10_curate.ipynb #f745cf75
+# %% ../nbs/10_curate.ipynb #abbeb502
 def report_markdown(rep: dict) -> str:
     "The curation report as Markdown."
     lines = [f"# Curation report: {rep['name']}", '',
              f"Tokenizer: `{rep['tokenizer']}`. Seed {rep['seed']}. Token lengths count prompt + completion.", '']
     for mix in ('eval',) + MIXES:
         m = rep['mixtures'][mix]
-        head = f"## {mix}: {m['train']} records" + (f" + {m['heldout']} held out" if mix != 'eval' else '')
+        head = f"## {mix}: {m['train']} records" + (f" + {m['heldout']} held out" if mix in ('sft', 'cot') else '')
         lines += [head, '', '| set | licence | rows | kept | skipped (reason: count) | p50 | p90 | p99 | max |',
                   '|---|---|---:|---:|---|---:|---:|---:|---:|']
         for s in m['sources']:
@@ -129,7 +134,7 @@ def plot_lengths(lengths: dict, path):
         ax.set_title(mix); ax.set_xlabel('tokens'); ax.set_ylabel('records'); ax.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
-# %% ../nbs/10_curate.ipynb #5e6fdab2
+# %% ../nbs/10_curate.ipynb #bd84ecaa
 def _file_hash(path) -> str:
     p, h = Path(path), hashlib.sha256()
     files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
@@ -173,14 +178,20 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
     eval_prompts = {norm(r['prompt']) for r in evals}
     splits, rep = {'eval': evals}, dict(name=name, seed=d.seed, tokenizer=getattr(tok, 'name_or_path', str(tok)),
                                         mixtures={'eval': dict(train=len(evals), heldout=0, sources=estats)})
-    for mix in MIXES:
+    trained = set()
+    for mix in ('sft', 'cot'):
         recs, stats = build_mixture(opened[mix], d.seed, eval_prompts, d.dedupe, d.decontaminate)
         train, held = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, mix)
         splits[f'{mix}_train'], splits[f'{mix}_heldout'] = train, held
         rep['mixtures'][mix] = dict(train=len(train), heldout=len(held), sources=stats)
+        trained |= {norm(r['prompt']) for r in recs}
+    # preference prompts: never an eval problem nor a prompt of the SFT/CoT data (held-out records included)
+    recs, stats = build_mixture(opened['preference'], d.seed, eval_prompts, d.dedupe, True, avoid=trained, checkable=True)
+    splits['preference'] = recs
+    rep['mixtures']['preference'] = dict(train=len(recs), heldout=0, sources=stats)
     lengths = {}
     for mix, m in rep['mixtures'].items():
-        recs = splits['eval'] if mix == 'eval' else splits[f'{mix}_train'] + splits[f'{mix}_heldout']
+        recs = splits[mix] if mix in splits else splits[f'{mix}_train'] + splits[f'{mix}_heldout']
         ns = token_lengths(recs, tok, d.num_proc)
         lengths[mix] = {s['set']: [n for n, r in zip(ns, recs) if r['set'] == s['set']] for s in m['sources']}
         for s in m['sources']: s['tokens'] = percentiles(lengths[mix][s['set']])
@@ -195,12 +206,16 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
     if not quiet: print(f'curate: wrote {path} in {rep["seconds"]} s')
     return path
 
-# %% ../nbs/10_curate.ipynb #701f8543
-def save_splits(splits: dict, path):
+# %% ../nbs/10_curate.ipynb #5e231523
+def _features():
     import datasets
-    dd = datasets.DatasetDict({k: datasets.Dataset.from_dict({c: [r[c] for r in v] for c in COLUMNS},
-                                                              features=datasets.Features({c: datasets.Value('string') for c in COLUMNS}))
-                               for k, v in splits.items()})
+    return datasets.Features({c: datasets.Value('string') for c in COLUMNS})
+
+def save_splits(splits: dict, path):
+    "Save the non-empty splits (an empty one cannot be loaded back by `datasets`); `load_curated` restores the rest."
+    import datasets
+    dd = datasets.DatasetDict({k: datasets.Dataset.from_dict({c: [r[c] for r in v] for c in COLUMNS}, features=_features())
+                               for k, v in splits.items() if v})
     datasets.disable_progress_bars()
     try: dd.save_to_disk(str(path))
     finally: datasets.enable_progress_bars()
@@ -212,6 +227,9 @@ def data_fingerprint(splits: dict) -> str:
     return h.hexdigest()[:16]
 
 def load_curated(path):
-    "The curated splits of a finished curate run."
+    "The curated splits of a finished curate run (every split, empty ones included)."
     import datasets
-    return datasets.load_from_disk(str(Path(path) / 'data'))
+    dd = datasets.load_from_disk(str(Path(path) / 'data'))
+    for k in ('eval', 'sft_train', 'sft_heldout', 'cot_train', 'cot_heldout', 'preference'):
+        if k not in dd: dd[k] = datasets.Dataset.from_dict({c: [] for c in COLUMNS}, features=_features())
+    return dd

@@ -13,10 +13,10 @@ from .runs import fingerprint, finish_run, prepare_run, read_json, read_manifest
 from .train import read_metrics
 
 # %% auto #0
-__all__ = ['REQUESTED', 'PREVIOUS', 'MIX', 'make_accelerator', 'Sampler', 'gradient_checkpointing', 'stage_worker',
-           'previous_stack', 'run_stage', 'wait_for_run']
+__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'make_accelerator', 'Sampler', 'gradient_checkpointing', 'stage_model',
+           'lm_examples', 'stage_examples', 'stage_worker', 'previous_stack', 'run_stage', 'wait_for_run']
 
-# %% ../nbs/09_stage.ipynb #cb0bc4b0
+# %% ../nbs/09_stage.ipynb #eef4bcd3
 REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
 
 def make_accelerator(precision: str):
@@ -44,52 +44,80 @@ def gradient_checkpointing(choice: str, device) -> bool:
     "'on', 'off', or 'auto': on for CUDA (memory is what runs out there), off on CPU (time is)."
     return choice == 'on' or (choice == 'auto' and device.type == 'cuda')
 
-def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, mix: str, stack: list, echo: bool):
-    "One training process of `stage`: the new adapter on top of the frozen `stack`, trained on `mix`."
+def stage_model(cfg: Config, stage: str, stack: list, precision: str, device):
+    """(model, tokenizer) as stage `stage` trains it: the base, the frozen adapters of `stack` (dicts with
+    name and path, in order), all active, and a new trainable adapter named `stage` on top."""
     import torch
-    from tinytrainer.curate import load_curated
-    from tinytrainer.hardware import choose_precision, cpu_threads, list_gpus
-    from tinytrainer.model import add_lora, load_base, load_stack, save_adapter
-    from tinytrainer.tokenization import tokenize_records
-    from tinytrainer.train import train_loop
-    cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
+    from tinytrainer.model import add_lora, load_base, load_stack
+    from tinytrainer.stack import base_seed
     sc, m = getattr(cfg, stage), cfg.model
-    precision = choose_precision(list_gpus(), REQUESTED[m.dtype]) if torch.cuda.is_available() else 'fp32'
-    acc = make_accelerator(precision)
-    if acc.device.type == 'cpu': torch.set_num_threads(cpu_threads(acc.num_processes))
-    base, tok = load_base(m, sc.quant, precision, device=acc.device, seed=sc.train.seed)
-    gc = gradient_checkpointing(sc.train.gradient_checkpointing, acc.device)
+    base, tok = load_base(m, sc.quant, precision, device=device, seed=base_seed(cfg))
+    gc = gradient_checkpointing(sc.train.gradient_checkpointing, torch.device(device))
     model = load_stack(base, [(s['name'], s['path']) for s in stack], gradient_checkpointing=gc) if stack else base
     torch.manual_seed(sc.train.seed)  # peft draws the new adapter's lora_A from the global RNG
-    model = add_lora(model, sc.lora, stage, precision, gradient_checkpointing=gc)
+    return add_lora(model, sc.lora, stage, precision, gradient_checkpointing=gc), tok
+
+def lm_examples(cfg: Config, stage: str, tok, data_dir, acc, model, run_dir) -> dict:
+    "Training data of an LM stage (sft, cot): its curated mixture, tokenised, with the plain LM loss."
+    from tinytrainer.curate import load_curated
+    from tinytrainer.tokenization import tokenize_records
+    sc, m, mix = getattr(cfg, stage), cfg.model, MIX[stage]
     data = load_curated(data_dir)
     tok_args = dict(fmt=m.prompt_format, max_len=m.max_len, train_on_prompt=sc.train.train_on_prompt, overlong=sc.train.overlong)
     train, counts = tokenize_records(data[f'{mix}_train'], tok, **tok_args)
     held, _ = tokenize_records(data[f'{mix}_heldout'], tok, **tok_args)
     prompts = data[f'{mix}_heldout']['prompt'][:3] or data[f'{mix}_train']['prompt'][:3]
-    sampler = Sampler(tok, prompts, m.prompt_format, run_dir, echo and acc.is_main_process)
-    res = train_loop(acc, model, train, sc.train, run_dir, sc.train.micro_batch_tokens, tok.pad_token_id,
-                     eval_examples=held, sample_fn=sampler, meta=dict(stage=stage))
+    return dict(train=train, heldout=held, prompts=prompts, counts=dict(counts))
+
+def stage_examples(stage: str):
+    "The function that prepares `stage`'s training data (and maybe its loss): LM stages here, DPO in `tinytrainer.dpo`."
+    if stage == 'dpo':
+        from tinytrainer.dpo import dpo_examples
+        return dpo_examples
+    return lm_examples
+
+def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool):
+    "One training process of `stage`: the new adapter on top of the frozen `stack`, trained on the stage's data."
+    import torch
+    from tinytrainer.hardware import choose_precision, cpu_threads, list_gpus
+    from tinytrainer.model import save_adapter
+    from tinytrainer.stack import probe_logits
+    from tinytrainer.train import lm_loss, train_loop
+    cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
+    sc, m = getattr(cfg, stage), cfg.model
+    precision = choose_precision(list_gpus(), REQUESTED[m.dtype]) if torch.cuda.is_available() else 'fp32'
+    acc = make_accelerator(precision)
+    if acc.device.type == 'cpu': torch.set_num_threads(cpu_threads(acc.num_processes))
+    model, tok = stage_model(cfg, stage, stack, precision, acc.device)
+    ex = stage_examples(stage)(cfg, stage, tok, data_dir, acc, model, run_dir)
+    sampler = Sampler(tok, ex['prompts'], m.prompt_format, run_dir, echo and acc.is_main_process)
+    res = train_loop(acc, model, ex['train'], sc.train, run_dir, sc.train.micro_batch_tokens, tok.pad_token_id,
+                     loss_fn=ex.get('loss_fn', lm_loss), eval_examples=ex['heldout'], sample_fn=sampler, meta=dict(stage=stage))
     if acc.is_main_process:
         if res.status == 'done':
-            save_adapter(acc.unwrap_model(model), stage, run_dir / 'adapter')
+            trained = acc.unwrap_model(model)
+            save_adapter(trained, stage, run_dir / 'adapter')
             tok.save_pretrained(run_dir / 'tokenizer')
+            torch.save(probe_logits(trained, tok, m.prompt_format), run_dir / 'probe.pt')
         write_json(run_dir / 'result.json', dict(status=res.status, step=res.step, total=res.total, precision=precision,
-                                                 processes=acc.num_processes, tokenization=dict(counts),
-                                                 train_examples=len(train), heldout_examples=len(held)))
+                                                 processes=acc.num_processes, tokenization=ex.get('counts', {}),
+                                                 train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
-# %% ../nbs/09_stage.ipynb #9eb8a7b8
-PREVIOUS = {'sft': None, 'cot': 'sft', 'dpo': 'cot'}
-MIX = {'sft': 'sft', 'cot': 'cot', 'dpo': 'cot'}
+# %% ../nbs/09_stage.ipynb #b15abdf7
+PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
+RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
+MIX = {'sft': 'sft', 'cot': 'cot'}
 
 def previous_stack(cfg: Config, stage: str, name: str) -> tuple[list, dict]:
-    "(adapters in order, {stage: fingerprint}) of the finished run this stage builds on."
+    "(adapters in order, with their folders found again; {stage: fingerprint}) of the finished run this stage builds on."
     from tinytrainer.runs import find_run
+    from tinytrainer.stack import resolve_stack
     prev = PREVIOUS[stage]
     if prev is None: return [], {}
-    _, man = find_run(cfg.output_root, name, prev)
-    return man['adapters'], {prev: man['fingerprint']}
+    path, man = find_run(cfg.output_root, name, prev)
+    found = dict(resolve_stack(path, man))
+    return [dict(a, path=str(found[a['name']])) for a in man['adapters']], {prev: man['fingerprint']}
 
 def run_stage(cfg: Config, stage: str, name: str | None = None, force: bool = False, num_processes: int | None = None,
               live: bool | None = None) -> Path:
@@ -102,7 +130,7 @@ def run_stage(cfg: Config, stage: str, name: str | None = None, force: bool = Fa
     stack, inputs = previous_stack(cfg, stage, name)
     inputs['curate'] = read_manifest(data_dir)['data_fingerprint']
     sc = getattr(cfg, stage)
-    fp = fingerprint(stage, to_dict(cfg.model), to_dict(sc), inputs)
+    fp = fingerprint(stage, RUN_FORMAT, to_dict(cfg.model), to_dict(sc), inputs)
     if follower: return _follow(cfg, stage, name, fp, data_dir, stack)
     with run_lock(cfg.output_root, name):
         path, status = prepare_run(cfg.output_root, name, stage, fp, force=force, resumable=True)
@@ -125,7 +153,7 @@ def _follow(cfg, stage, name, fp, data_dir, stack, timeout=1800) -> Path:
         if (read_manifest(path) or {}).get('fingerprint') == fp: return path          # rank 0 reuses it
         started = path / 'started.json'
         if started.exists() and read_json(started).get('fingerprint') == fp:
-            stage_worker(stage, to_dict(cfg), str(path), str(data_dir), MIX[stage], stack, False)
+            stage_worker(stage, to_dict(cfg), str(path), str(data_dir), stack, False)
             return path
         time.sleep(0.5)
     raise TimeoutError(f'rank {os.environ.get("RANK")}: rank 0 did not prepare {path} within {timeout} s')
@@ -135,7 +163,7 @@ def _run(cfg, stage, name, fp, path, status, data_dir, stack, inputs, num_proces
     to_yaml(cfg, path / 'config.yaml')
     (path / 'result.json').unlink(missing_ok=True)
     show = in_notebook() if live is None else live
-    args = (stage, to_dict(cfg), str(path), str(data_dir), MIX[stage], stack, not show)
+    args = (stage, to_dict(cfg), str(path), str(data_dir), stack, not show)
     if show:
         with LiveView(path, f'{stage} ({name})'): launch(stage_worker, args, num_processes)
     else: launch(stage_worker, args, num_processes)
@@ -147,7 +175,7 @@ def _run(cfg, stage, name, fp, path, status, data_dir, stack, inputs, num_proces
         return path
     adapters = stack + [dict(name=stage, path=str((path / 'adapter').resolve()), run=str(path), fingerprint=fp)]
     finish_run(path, stage, fp, to_dict(cfg), inputs=inputs, adapters=adapters, base_model=cfg.model.name,
-               files=['adapter', 'tokenizer', 'metrics.jsonl', 'samples.jsonl', 'loss.png', 'config.yaml'],
+               files=['adapter', 'tokenizer', 'metrics.jsonl', 'samples.jsonl', 'loss.png', 'config.yaml', 'probe.pt'],
                result=res, wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset)
     print(f'{stage}: finished in {time.time() - t0:.0f} s -> {path}')
     return path
