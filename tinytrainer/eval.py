@@ -36,7 +36,7 @@ def eval_problems(cfg: Config, data) -> list[dict]:
     if not out: raise ValueError("the curated 'eval' split has no problem with a checkable answer (answer_type 'number' or 'label')")
     return out
 
-# %% ../nbs/15_eval.ipynb #6884c310
+# %% ../nbs/15_eval.ipynb #7b5edf17
 def stage_order() -> list[str]:
     "The training stages in pipeline order (the keys of `tinytrainer.stage.PREVIOUS`)."
     from tinytrainer.stage import PREVIOUS
@@ -45,7 +45,8 @@ def stage_order() -> list[str]:
 def stage_models(cfg: Config, name: str) -> list[dict]:
     "The models to evaluate: the base, then the base with each prefix of the deepest finished stack."
     root = cfg.output_root
-    finished = [(s, m) for s in stage_order() if (m := read_manifest(run_dir(root, name, s))) and m.get('adapters')]
+    finished = [(s, m) for s in stage_order() if (m := read_manifest(run_dir(root, name, s)))
+                and m.get('adapters') and m['adapters'][-1]['name'] == s]      # stages that trained an adapter
     models = [dict(label='base', stage='base', adapters=[])]
     if not finished: return models
     top, man = finished[-1]
