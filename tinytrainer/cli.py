@@ -11,10 +11,10 @@ from .config import ConfigError, PRESETS, load_config, to_yaml
 from .kaggle import add_kaggle_commands, kaggle_command
 
 # %% auto #0
-__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_preference', 'cmd_stage', 'stage_run', 'cmd_merge',
-           'cmd_push', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
+__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_eval', 'cmd_preference', 'cmd_stage', 'stage_run',
+           'cmd_merge', 'cmd_push', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
 
-# %% ../nbs/30_cli.ipynb #486cf39f
+# %% ../nbs/30_cli.ipynb #1ca28f4a
 def _common(p: argparse.ArgumentParser):
     p.add_argument('--preset', choices=list(PRESETS), help='named preset (default: demo, or the YAML file\'s preset)')
     p.add_argument('--config', type=Path, help='YAML file merged onto the preset')
@@ -30,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
                        ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning'),
                        ('cot', 'stage 3: chain-of-thought adapter on the frozen SFT adapter'),
                        ('preference', 'stage 4: preference pairs sampled from the CoT stack'),
-                       ('dpo', 'stage 5: DPO adapter on the frozen stack')]:
+                       ('dpo', 'stage 5: DPO adapter on the frozen stack'),
+                       ('eval', 'stage 6: evaluate the base and every stage of the run, write the report')]:
         _common(sub.add_parser(name, help=help))
     for stage in ('run', 'sft', 'cot', 'preference', 'dpo'):
         sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
@@ -54,7 +55,7 @@ def config_from_args(a):
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
-# %% ../nbs/30_cli.ipynb #1a749d3e
+# %% ../nbs/30_cli.ipynb #7798be61
 def cmd_curate(a):
     from tinytrainer.curate import curate
     cfg = config_from_args(a)
@@ -70,6 +71,14 @@ def cmd_run(a):
     if a.dry_run:
         print(pipeline_plan(cfg, a.name)); return 0
     run_pipeline(cfg, name=a.name, force=a.force, num_processes=a.num_processes, live=False)
+    return 0
+
+def cmd_eval(a):
+    "Stage 6 from the command line: evaluate, print the scores and stages, say where the report is."
+    from tinytrainer.eval import run_eval
+    path = run_eval(config_from_args(a), name=a.name, force=a.force, live=False)
+    print((path / 'report.md').read_text().split('## Sample answers')[0].rstrip() + '\n')
+    print(f'report: {path / "report.md"}')
     return 0
 
 def cmd_preference(a):
@@ -132,7 +141,7 @@ def main(argv=None) -> int:
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
     from tinytrainer.stack import MergeError
-    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, dpo=cmd_stage, preference=cmd_preference, doctor=cmd_doctor,
+    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, dpo=cmd_stage, preference=cmd_preference, eval=cmd_eval, doctor=cmd_doctor,
                 merge=cmd_merge, push=cmd_push, kaggle=kaggle_command)
     try: return cmds[a.command](a)
     except (ConfigError, DataError, RunConflict, MergeError, FileNotFoundError, FileExistsError, PermissionError) as e:

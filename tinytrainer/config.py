@@ -149,6 +149,11 @@ class EvalConfig:
     n_problems: int = _f(200, 'evaluation problems per set (0: all)', min=0)
     max_new_tokens: int = _f(256, 'longest answer', min=1)
     batch_size: int = _f(16, 'prompts per generate call', min=1)
+    prompts: list[str] = _f(['What is the capital of France?', 'Write one sentence about the sea.',
+                             'Tom has 3 boxes with 4 pencils each. He gives away 5 pencils. How many pencils does he have left?',
+                             'Explain in two sentences why the sky is blue.'],
+                            'free-form prompts whose greedy answers the report shows side by side')
+    samples: int = _f(3, 'problems per eval set whose answers the report shows side by side', min=0)
 
 # %% ../nbs/00_config.ipynb #24747dd4
 @dataclass

@@ -12,18 +12,21 @@ import tinytrainer.generate as _gen
 from .sources import normalize_number
 
 # %% auto #0
-__all__ = ['numbers', 'extract_answer', 'is_correct', 'wilson_interval', 'Score', 'score_responses', 'evaluate_exact_match']
+__all__ = ['AMBIGUOUS', 'numbers', 'extract_answer', 'is_correct', 'wilson_interval', 'Score', 'score_responses',
+           'evaluate_exact_match']
 
 # %% ../nbs/08_evaluate.ipynb #d3044ed6
-_num_re = re.compile(r'''(?<![\w.])
+_num_re = re.compile(r"""(?<![\w.])
     (?P<sign>[-+\u2212])?(?:[$€£¥]\s?)?(?P<sign2>[-\u2212])?
+    (?:(?P<whole>\d+)\s(?=\d+\s?/\s?\d))?
     (?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)
-    (?:\s?/\s?(?P<den>\d+))?(?![\d])''', re.X)
+    (?:\s?/\s?(?P<den>\d+))?(?![\d])""", re.X)
 
 def _number(m) -> str | None:
     neg = (m['sign'] or '+') in '-\u2212' or m['sign2'] is not None
-    s = ('-' if neg else '') + m['num'].replace(',', '') + (f"/{m['den']}" if m['den'] else '')
-    return normalize_number(s)
+    num = m['num'].replace(',', '')
+    if m['whole'] and int(m['den']): num = str(int(m['whole']) * int(m['den']) + int(num))   # 1 1/2 -> 3/2
+    return normalize_number(('-' if neg else '') + num + (f"/{m['den']}" if m['den'] else ''))
 
 def numbers(text: str) -> list[str]:
     "Every number in `text`, normalized (`'$1,200.'`->`'1200'`, `'3/4'`->`'0.75'`, `'−5'`->`'-5'`)."
@@ -34,6 +37,9 @@ _yes_no = re.compile(r'(yes|no|true|false)\b', re.I)
 _paren_letter = re.compile(r'\(([A-Ea-e])\)')
 _bare_letter = re.compile(r'([A-E])(?=\s*$|[.,:;)\]*]|\s+[-\u2013\u2014:])')
 _boxed = re.compile(r'\\boxed\{([^{}]*)\}')
+_clause_end = re.compile(r'\.(?!\d)|[;!?]|\s(?:because|since|which|but|so|given)\b', re.I)
+_equals = re.compile(r',?\s*\b(?:which|that)\s+(?:is|makes|equals|gives)\b|\s+equals\b', re.I)
+AMBIGUOUS = 'ambiguous'   # what `_read` returns for two different numbers after a marker
 
 def _label(text: str) -> str | None:
     "The label at the start of `text` ('yes', 'no' or a capital letter), or None."
@@ -44,23 +50,33 @@ def _label(text: str) -> str | None:
     return None
 
 def _read(text: str, answer_type: str | None = None) -> str | None:
-    "The answer right after a marker: a label at its start or its first number (number first for number questions)."
-    nums = numbers(_boxed.sub(r'\1', text))
-    num, lab = (nums[0] if nums else None), _label(text)
+    "The answer stated right after a marker, None if there is none, or `AMBIGUOUS`."
+    boxed = _boxed.findall(text)
+    span = boxed[-1] if boxed else _clause_end.split(_equals.sub(' =', text), maxsplit=1)[0]
+    if re.match(r'\W*not\b', span, re.I): return None
+    if '=' in span: span = span.rsplit('=', 1)[1]
+    nums = list(dict.fromkeys(numbers(span)))
+    num, lab = (nums[0] if len(nums) == 1 else AMBIGUOUS if nums else None), _label(span)
     return (num if num is not None else lab) if answer_type == 'number' else (lab if lab is not None else num)
 
 # %% ../nbs/08_evaluate.ipynb #be405ded
 _hashes = re.compile(r'####[ \t]*([^\n]*)')
 _answer_is = re.compile(r'\banswer\s*(?:is\b|was\b|:|=)[ \t]*:?([^\n]*)', re.I)
+_alternatives = re.compile(r'\d\s*%?\s*(?:or|to)\s+[-$€£¥\u2212]?\.?\d|\bbetween\s+\S*\d\S*\s+and\s', re.I)
+_negated = re.compile(r'\bnot\s+[-+$€£¥\u2212]?[\d.,/]+', re.I)
 
 def extract_answer(text: str, answer_type: str | None = None) -> tuple[str | None, bool]:
     "(answer, readable): from `#### N`, else 'The answer is N' / 'Answer: N', else the last number (readable=False)."
     text = text or ''
     for marker in (_hashes, _answer_is):
         for m in reversed(list(marker.finditer(text))):
-            if (ans := _read(m[1], answer_type)) is not None: return ans, True
+            ans = _read(m[1], answer_type)
+            if ans == AMBIGUOUS: return None, False
+            if ans is not None: return ans, True
     if answer_type == 'label': return _label(text), False
-    nums = numbers(text)
+    last = text.strip().splitlines()[-1] if text.strip() else ''
+    if _alternatives.search(last): return None, False
+    nums = numbers(_negated.sub(' ', text))   # 'not 5' states no 5
     if nums: return nums[-1], False
     return (_label(text) if answer_type is None else None), False
 
