@@ -12,9 +12,10 @@ from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 
 # %% auto #0
-__all__ = ['lm_forward', 'lm_loss', 'lr_lambda', 'rng_state', 'set_rng_state', 'fault', 'trainable_state', 'checkpoints',
-           'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'read_metrics', 'TrainResult', 'build_plan', 'collate',
-           'eval_loss', 'train_loop']
+__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'lm_forward', 'fused_head', 'head_cross_entropy', 'fused_lm_loss', 'lm_loss', 'lr_lambda',
+           'rng_state', 'set_rng_state', 'fault', 'trainable_state', 'checkpoints', 'save_checkpoint',
+           'load_checkpoint', 'MetricsLog', 'read_metrics', 'TrainResult', 'build_plan', 'collate', 'eval_loss',
+           'train_loop']
 
 # %% ../nbs/05_train.ipynb #fcf8c988
 def lm_forward(model, batch):
@@ -29,9 +30,62 @@ def lm_forward(model, batch):
     logits = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=keep, **kw).logits
     return logits, labels[:, keep + 1]
 
+FUSED_LOSS = True                          # False: always the plain path (logits, then cross-entropy)
+FUSED_TYPES = ('llama', 'mistral', 'qwen2', 'qwen3')   # models whose last hidden state goes through a plain linear head
+
+def fused_head(model):
+    "The output layer if the fused loss can use it (a frozen, bias-free `nn.Linear` of a known model type); else None."
+    import torch
+    from accelerate.utils import extract_model_from_parallel
+    m = extract_model_from_parallel(model)
+    if not FUSED_LOSS or getattr(m.config, 'model_type', None) not in FUSED_TYPES: return None
+    head = m.get_output_embeddings()
+    ok = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
+    return head if ok else None
+
+_HEAD_CE = []
+def head_cross_entropy(h, weight, targets, chunk: int):
+    """Sum of cross-entropies of `h @ weight.T` against `targets`, `chunk` rows at a time: the gradient for `h` is
+    made in the forward pass, so no vocabulary-sized logits outlive their chunk (the head's weight gets none)."""
+    import torch
+    if not _HEAD_CE:
+        class HeadCE(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, h, weight, targets, chunk):
+                loss, grad = h.new_zeros((), dtype=torch.float32), torch.empty_like(h) if h.requires_grad else None
+                for s in range(0, h.shape[0], chunk):
+                    z, t = torch.nn.functional.linear(h[s:s + chunk].to(weight.dtype), weight).float(), targets[s:s + chunk]
+                    lse = torch.logsumexp(z, -1)
+                    loss += (lse - z.gather(1, t[:, None]).squeeze(1)).sum()
+                    if grad is not None:
+                        z.sub_(lse[:, None]).exp_()
+                        z[torch.arange(len(t), device=z.device), t] -= 1
+                        grad[s:s + chunk] = (z.to(weight.dtype) @ weight).to(h.dtype)
+                ctx.save_for_backward(grad)
+                return loss
+            @staticmethod
+            def backward(ctx, g):
+                return ctx.saved_tensors[0] * g, None, None, None
+        _HEAD_CE.append(HeadCE)
+    return _HEAD_CE[0].apply(h, weight, targets, chunk)
+
+def fused_lm_loss(model, batch, head, chunk_elems: int = 2**23):
+    "`lm_loss` through the last hidden state and `head_cross_entropy`, only at the positions that predict a label."
+    labels = batch['labels']
+    keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
+    kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
+    out = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, output_hidden_states=True, **kw)
+    if keep.numel() == 0: return out.logits.sum() * 0.0
+    targets = labels[:, keep + 1]
+    mask = targets != IGNORE
+    h = out.hidden_states[-1][:, keep][mask]
+    return head_cross_entropy(h, head.weight, targets[mask], max(1, chunk_elems // head.weight.shape[0]))
+
 def lm_loss(model, batch):
     "(sum of token cross-entropies over the labelled tokens of a micro-batch, extra metric sums: none here)."
     import torch
+    head = fused_head(model)
+    if head is not None: return fused_lm_loss(model, batch, head), {}
     logits, targets = lm_forward(model, batch)
     mask = targets != IGNORE
     if not mask.any(): return logits.sum() * 0.0, {}
@@ -160,7 +214,7 @@ def eval_loss(acc, model, examples, spec: TrainSpec, capacity: int, pad_id: int,
     with torch.no_grad():
         for r in rows:
             b = collate(examples, r, spec.packing, pad_id, acc.device)
-            loss, _ = loss_fn(model, b)
+            with acc.autocast(): loss, _ = loss_fn(model, b)
             total += torch.stack([loss.float(), (b['labels'][:, 1:] != IGNORE).sum().float()])
     model.train(was)
     total = acc.reduce(total, 'sum')
@@ -176,8 +230,8 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
     world, rank = acc.num_processes, acc.process_index
     plan = build_plan(examples, spec, capacity, world)
     params = [p for p in model.parameters() if p.requires_grad]
-    fused = acc.device.type == 'cuda'
-    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=fused)
+    cuda = acc.device.type == 'cuda'   # one fused kernel on CUDA; one batched update per op elsewhere
+    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=cuda or None, foreach=None if cuda else True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(spec, len(plan)))
     model, opt = acc.prepare(model, opt)
     log, start = MetricsLog(out_dir / 'metrics.jsonl', acc.is_main_process), 0
@@ -205,13 +259,13 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
             b = collate(examples, rows, spec.packing, pad_id, acc.device)
             last = j == len(micro) - 1
             with (acc.no_sync(model) if not last else _null()):
-                loss, _ = loss_fn(model, b)
+                with acc.autocast(): loss, _ = loss_fn(model, b)   # the loss's own matmuls in 16 bits too
                 acc.backward(loss * (world / max(1, s.tokens)))
             real = b['attention_mask'].sum() if 'attention_mask' in b else torch.tensor(b['input_ids'].numel() if rows else 0)
             local += torch.stack([loss.detach().float(), real.float().to(acc.device)])
         gnorm = acc.clip_grad_norm_(params, spec.grad_clip if spec.grad_clip else float('inf'))
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        tot = acc.reduce(local, 'sum')
+        tot = acc.reduce(local, 'sum').cpu()   # waits for the device: the step's time is all in
         step_time = time.time() - ts
         rec = dict(step=step + 1, loss=round((tot[0] / max(1, s.tokens)).item(), 6), lr=sched.get_last_lr()[0],
                    grad_norm=round(float(gnorm), 6), tokens_per_s=round(tot[1].item() / step_time, 1),
