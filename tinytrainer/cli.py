@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 
+from .bench import add_bench_parser, cmd_bench
 from .config import ConfigError, PRESETS, load_config, to_yaml
 
 # %% auto #0
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
         sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
         sub.choices[stage].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
     sub.add_parser('doctor', help='check the hardware and the installed packages')
+    add_bench_parser(sub)
     r = sub.add_parser('readme', help='write README.md from nbs/index.ipynb')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
     return ap
@@ -89,7 +91,8 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     from tinytrainer.loading import DataError
     from tinytrainer.runs import RunConflict
-    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor)
+    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, doctor=cmd_doctor,
+                bench=cmd_bench)
     try: return cmds[a.command](a)
     except (ConfigError, DataError, RunConflict, FileNotFoundError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
