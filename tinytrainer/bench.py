@@ -14,10 +14,10 @@ from .plan import param_counts
 from .tokenization import IGNORE
 
 # %% auto #0
-__all__ = ['CPU_SHAPE', 'GPU_SHAPE', 'QUICK_SHAPE', 'PEAK_TFLOPS', 'TARGETS', 'SETTINGS', 'gpu_peak_flops', 'synthetic_examples',
-           'bench_tokenizer', 'write_bench_model', 'Result', 'fresh_memory', 'peak_bytes', 'run_upstream',
-           'trl_version', 'run_trl', 'run_tinytrainer', 'bench_generation', 'BenchSettings', 'run_t4_budget',
-           'run_bench', 'target_lines', 'format_report', 'bench_main', 'add_bench_parser', 'cmd_bench']
+__all__ = ['CPU_SHAPE', 'GPU_SHAPE', 'QUICK_SHAPE', 'PEAK_TFLOPS', 'TARGETS', 'SETTINGS', 'T4_NAME', 'gpu_peak_flops',
+           'synthetic_examples', 'bench_tokenizer', 'write_bench_model', 'Result', 'fresh_memory', 'peak_bytes',
+           'run_upstream', 'trl_version', 'run_trl', 'run_tinytrainer', 'bench_generation', 'BenchSettings',
+           'run_t4_budget', 'run_bench', 'target_lines', 'format_report', 'bench_main', 'add_bench_parser', 'cmd_bench']
 
 # %% ../nbs/16_bench.ipynb #3089ea18
 CPU_SHAPE = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, num_key_value_heads=2,
@@ -69,7 +69,7 @@ def write_bench_model(path, shape: dict, device='cpu', dtype='float32', seed: in
     del model
     return Path(path)
 
-# %% ../nbs/16_bench.ipynb #4cee66b2
+# %% ../nbs/16_bench.ipynb #6debb89d
 @dataclass
 class Result:
     system: str
@@ -84,6 +84,8 @@ class Result:
     @property
     def mfu(self) -> float | None:
         return self.flops_per_token * self.tokens_per_s / self.peak_flops if self.peak_flops and self.seconds else None
+    @property
+    def failed(self) -> bool: return self.note.startswith('failed')
     def add(self, other: 'Result') -> 'Result':
         return replace(self, tokens=self.tokens + other.tokens, seconds=self.seconds + other.seconds,
                        peak_bytes=max(self.peak_bytes, other.peak_bytes), note=other.note or self.note)
@@ -204,9 +206,10 @@ def run_tinytrainer(folder, examples, device, precision: str, steps: int, sft, l
             f"{spec.tokens_per_step} tokens/step, checkpointing {'on' if ckpt else 'off'}, dropout {sft.lora.dropout}")
     return Result(label, tokens, log[-1]['elapsed'] - log[0]['elapsed'], peak_bytes(device), note=note)
 
-# %% ../nbs/16_bench.ipynb #f641a3b4
-def bench_generation(folder, device, precision: str, n_prompts: int, n_single: int, new_tokens: int, seed: int = 0) -> dict:
-    "Tokens per second of `generate`: `n_single` prompts one per call, then `n_prompts` prompts in one call."
+# %% ../nbs/16_bench.ipynb #e812fb5d
+def bench_generation(folder, device, precision: str, n_prompts: int, n_single: int, new_tokens: int, seed: int = 0,
+                     rounds: int = 2) -> dict:
+    "New tokens per second of `generate`: `n_single` prompts one per call vs `n_prompts` prompts in one call, alternating."
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from tinytrainer.generate import generate
@@ -221,41 +224,46 @@ def bench_generation(folder, device, precision: str, n_prompts: int, n_single: i
     def timed(fn):
         _sync(device); t = time.perf_counter(); outs = fn(); _sync(device)
         return sum(r.n_tokens for o in outs for r in o), time.perf_counter() - t
-    one = timed(lambda: [o for i, p in enumerate(prompts[:n_single]) for o in generate(model, tok, [p], batch_size=1, seed=seed + i, **kw)])
-    batched = timed(lambda: generate(model, tok, prompts, batch_size=n_prompts, seed=seed, **kw))
+    one, batched = [0, 0.0], [0, 0.0]
+    for r in range(rounds):   # alternating, like the training systems
+        for acc, fn in ((one, lambda: [o for i, p in enumerate(prompts[:n_single])
+                                       for o in generate(model, tok, [p], batch_size=1, seed=seed + i, **kw)]),
+                        (batched, lambda: generate(model, tok, prompts, batch_size=n_prompts, seed=seed + r, **kw))):
+            n, t = timed(fn); acc[0] += n; acc[1] += t
     del model
     return dict(one=one[0] / one[1], batched=batched[0] / batched[1], n_prompts=n_prompts, n_single=n_single, new_tokens=new_tokens)
 
-# %% ../nbs/16_bench.ipynb #98afc6f6
+# %% ../nbs/16_bench.ipynb #d7cf7268
 @dataclass
 class BenchSettings:
     shape: dict; rounds: int; steps_hf: int; steps_tt: int; examples: int
     gen_prompts: int; gen_single: int; gen_tokens: int; preset: str
 
 SETTINGS = {'cpu': BenchSettings(CPU_SHAPE, rounds=2, steps_hf=3, steps_tt=3, examples=256,
-                                 gen_prompts=32, gen_single=2, gen_tokens=32, preset='demo'),
+                                 gen_prompts=32, gen_single=2, gen_tokens=64, preset='demo'),
             'cuda': BenchSettings(GPU_SHAPE, rounds=2, steps_hf=8, steps_tt=5, examples=1200,
                                   gen_prompts=128, gen_single=4, gen_tokens=128, preset='kaggle-t4x2')}
 
 def _systems(device, precision, st, folder, examples):
-    "(name, run) of every system to measure, in the order they alternate."
+    "(key, name, run) of every system to measure, in the order they alternate."
     sft = preset(st.preset).sft
-    systems = [('a', lambda: run_upstream(folder, examples, device, precision, st.steps_hf))]
-    if trl_version(): systems.append(('b', lambda: run_trl(folder, examples, device, precision, st.steps_hf)))
-    systems.append(('c', lambda: run_tinytrainer(folder, examples, device, precision, st.steps_tt, sft)))
+    systems = [('a', '(a) upstream recipe', lambda: run_upstream(folder, examples, device, precision, st.steps_hf))]
+    if trl_version(): systems.append(('b', '(b) TRL padding-free', lambda: run_trl(folder, examples, device, precision, st.steps_hf)))
+    systems.append(('c', '(c) TinyTrainer', lambda: run_tinytrainer(folder, examples, device, precision, st.steps_tt, sft)))
     if device.type == 'cuda':
-        plain = replace(sft, quant=QuantSpec(bits=0))
-        systems.append(('c16', lambda: run_tinytrainer(folder, examples, device, precision, st.steps_tt, plain,
-                                                       f'(c) TinyTrainer, {precision} LoRA')))
-        systems.append(('t4', lambda: run_t4_budget(folder, examples, device, st.steps_tt, sft)))
+        plain, name16 = replace(sft, quant=QuantSpec(bits=0)), f'(c) TinyTrainer, {precision} LoRA'
+        systems.append(('c16', name16, lambda: run_tinytrainer(folder, examples, device, precision, st.steps_tt, plain, name16)))
+        systems.append(('t4', T4_NAME, lambda: run_t4_budget(folder, examples, device, st.steps_tt, sft)))
     return systems
+
+T4_NAME = '(c) on a T4 budget: fp16, 15 GiB'
 
 def run_t4_budget(folder, examples, device, steps, sft) -> Result:
     "(c) with fp16 forced and this process capped at 15 GiB of GPU memory."
     import torch
     total = torch.cuda.get_device_properties(device).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, 15 * 2**30 / total), device)
-    try: return run_tinytrainer(folder, examples, device, 'fp16', steps, sft, '(c) on a T4 budget: fp16, 15 GiB')
+    try: return run_tinytrainer(folder, examples, device, 'fp16', steps, sft, T4_NAME)
     finally: torch.cuda.set_per_process_memory_fraction(1.0, device)
 
 def run_bench(device: str = 'cpu', rounds: int | None = None, seed: int = 0, quick: bool = False) -> dict:
@@ -276,18 +284,22 @@ def run_bench(device: str = 'cpu', rounds: int | None = None, seed: int = 0, qui
     with tempfile.TemporaryDirectory() as d:
         folder = write_bench_model(Path(d) / 'model', st.shape, dev, 'float32' if dev.type == 'cpu' else 'bfloat16', seed)
         for r in range(st.rounds):
-            for key, fn in _systems(dev, precision, st, folder, examples):
-                with fresh_memory(dev): res = fn()
+            for key, name_, fn in _systems(dev, precision, st, folder, examples):
+                with fresh_memory(dev):
+                    try: res = fn()
+                    except Exception as e:   # one system that breaks (out of memory, a TRL change) is reported, not fatal
+                        res = Result(name_, note=f'failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}')
                 res = replace(res, flops_per_token=4 * base_params,
                               peak_flops=gpu_peak_flops(name) if dev.type == 'cuda' else None)
-                results[key] = results[key].add(res) if key in results else res
-                print(f'round {r + 1}/{st.rounds}: {res.system}: {res.tokens_per_s:,.0f} tokens/s', flush=True)
+                prev = results.get(key)   # a failure in any round is what gets reported
+                results[key] = res if prev is None or res.failed else prev if prev.failed else prev.add(res)
+                print(f'round {r + 1}/{st.rounds}: {res.system}: ' + (res.note if res.failed else f'{res.tokens_per_s:,.0f} tokens/s'), flush=True)
         with fresh_memory(dev):
-            gen = bench_generation(folder, dev, precision, st.gen_prompts, st.gen_single, st.gen_tokens, seed)
+            gen = bench_generation(folder, dev, precision, st.gen_prompts, st.gen_single, st.gen_tokens, seed, st.rounds)
     return dict(results=results, generation=gen, device=dev.type, name=name, precision=precision, trl=trl_version(),
                 params=base_params, settings=st)
 
-# %% ../nbs/16_bench.ipynb #3b9c7b13
+# %% ../nbs/16_bench.ipynb #3cec116f
 def _ratio(res, a, b):
     return res[a].tokens_per_s / res[b].tokens_per_s if a in res and b in res and res[b].tokens_per_s else None
 
@@ -305,8 +317,8 @@ def target_lines(bench: dict) -> list[tuple[str, bool | None, str]]:
            gpu(f"H200: (c) >= {TARGETS['h200_vs_trl']:.0f}x (b) TRL", vs_b, '{:.1f}x', lambda v: v >= TARGETS['h200_vs_trl'])]
     t4 = res.get('t4')
     out.append((f"T4 budget: kaggle-t4x2 in fp16 under a 15 GiB cap peaks below {TARGETS['t4_peak_gib']:.0f} GiB",
-                (t4.peak_bytes / 2**30 < TARGETS['t4_peak_gib']) if t4 else None,
-                f'{t4.peak_bytes / 2**30:.1f} GiB' if t4 else 'not measured: no GPU in this run'))
+                (not t4.failed and t4.peak_bytes / 2**30 < TARGETS['t4_peak_gib']) if t4 else None,
+                (t4.note if t4.failed else f'{t4.peak_bytes / 2**30:.1f} GiB') if t4 else 'not measured: no GPU in this run'))
     out.append((f"CPU: (c) >= {TARGETS['cpu_vs_upstream']:.0f}x (a)", (vs_a >= TARGETS['cpu_vs_upstream']) if not cuda and vs_a else None,
                 f'{vs_a:.1f}x' if not cuda and vs_a else 'not measured: this is a GPU run' if cuda else 'not measured'))
     g = gen['batched'] / gen['one'] if gen and gen['one'] else None

@@ -34,14 +34,14 @@ FUSED_LOSS = True                          # False: always the plain path (logit
 FUSED_TYPES = ('llama', 'mistral', 'qwen2', 'qwen3')   # models whose last hidden state goes through a plain linear head
 
 def fused_head(model):
-    "The output layer if the fused loss can use it (a frozen, bias-free `nn.Linear` of a known model type); else None."
+    "(final norm, output layer) if the fused loss can use them (a known model type, a frozen bias-free `nn.Linear` head); else None."
     import torch
     from accelerate.utils import extract_model_from_parallel
     m = extract_model_from_parallel(model)
     if not FUSED_LOSS or getattr(m.config, 'model_type', None) not in FUSED_TYPES: return None
-    head = m.get_output_embeddings()
-    ok = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
-    return head if ok else None
+    head, norm = m.get_output_embeddings(), getattr(m.get_decoder(), 'norm', None)
+    ok = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad and norm is not None
+    return (norm, head) if ok else None
 
 _HEAD_CE = []
 def head_cross_entropy(h, weight, targets, chunk: int):
@@ -69,23 +69,26 @@ def head_cross_entropy(h, weight, targets, chunk: int):
         _HEAD_CE.append(HeadCE)
     return _HEAD_CE[0].apply(h, weight, targets, chunk)
 
-def fused_lm_loss(model, batch, head, chunk_elems: int = 2**23):
-    "`lm_loss` through the last hidden state and `head_cross_entropy`, only at the positions that predict a label."
+def fused_lm_loss(model, batch, norm, head, chunk_elems: int = 2**23):
+    "`lm_loss` from the final norm's output (the head's input) and `head_cross_entropy`, only where a label is predicted."
     labels = batch['labels']
     keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
     kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
-    out = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, output_hidden_states=True, **kw)
+    seen = []
+    hook = norm.register_forward_hook(lambda mod, args, out: seen.append(out))
+    try: out = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, **kw)
+    finally: hook.remove()
     if keep.numel() == 0: return out.logits.sum() * 0.0
     targets = labels[:, keep + 1]
     mask = targets != IGNORE
-    h = out.hidden_states[-1][:, keep][mask]
+    h = seen[-1][:, keep][mask]
     return head_cross_entropy(h, head.weight, targets[mask], max(1, chunk_elems // head.weight.shape[0]))
 
 def lm_loss(model, batch):
     "(sum of token cross-entropies over the labelled tokens of a micro-batch, extra metric sums: none here)."
     import torch
-    head = fused_head(model)
-    if head is not None: return fused_lm_loss(model, batch, head), {}
+    fused = fused_head(model)
+    if fused is not None: return fused_lm_loss(model, batch, *fused), {}
     logits, targets = lm_forward(model, batch)
     mask = targets != IGNORE
     if not mask.any(): return logits.sum() * 0.0, {}
