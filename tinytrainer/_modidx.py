@@ -343,9 +343,12 @@ d = { 'settings': { 'branch': 'main',
                                    'tinytrainer.train.lm_loss': ('train.html#lm_loss', 'tinytrainer/train.py'),
                                    'tinytrainer.train.load_checkpoint': ('train.html#load_checkpoint', 'tinytrainer/train.py'),
                                    'tinytrainer.train.lr_lambda': ('train.html#lr_lambda', 'tinytrainer/train.py'),
+                                   'tinytrainer.train.packed_bounds': ('train.html#packed_bounds', 'tinytrainer/train.py'),
+                                   'tinytrainer.train.packed_sdpa': ('train.html#packed_sdpa', 'tinytrainer/train.py'),
                                    'tinytrainer.train.read_metrics': ('train.html#read_metrics', 'tinytrainer/train.py'),
                                    'tinytrainer.train.rng_state': ('train.html#rng_state', 'tinytrainer/train.py'),
                                    'tinytrainer.train.save_checkpoint': ('train.html#save_checkpoint', 'tinytrainer/train.py'),
                                    'tinytrainer.train.set_rng_state': ('train.html#set_rng_state', 'tinytrainer/train.py'),
                                    'tinytrainer.train.train_loop': ('train.html#train_loop', 'tinytrainer/train.py'),
-                                   'tinytrainer.train.trainable_state': ('train.html#trainable_state', 'tinytrainer/train.py')}}}
+                                   'tinytrainer.train.trainable_state': ('train.html#trainable_state', 'tinytrainer/train.py'),
+                                   'tinytrainer.train.use_packed_attention': ('train.html#use_packed_attention', 'tinytrainer/train.py')}}}

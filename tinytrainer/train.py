@@ -12,10 +12,10 @@ from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 
 # %% auto #0
-__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'lm_forward', 'fused_head', 'head_cross_entropy', 'fused_lm_loss', 'lm_loss', 'lr_lambda',
-           'rng_state', 'set_rng_state', 'fault', 'trainable_state', 'checkpoints', 'save_checkpoint',
-           'load_checkpoint', 'MetricsLog', 'read_metrics', 'TrainResult', 'build_plan', 'collate', 'eval_loss',
-           'train_loop']
+__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'lm_forward', 'fused_head', 'head_cross_entropy', 'fused_lm_loss',
+           'lm_loss', 'packed_bounds', 'packed_sdpa', 'use_packed_attention', 'lr_lambda', 'rng_state', 'set_rng_state',
+           'fault', 'trainable_state', 'checkpoints', 'save_checkpoint', 'load_checkpoint', 'MetricsLog',
+           'read_metrics', 'TrainResult', 'build_plan', 'collate', 'eval_loss', 'train_loop']
 
 # %% ../nbs/05_train.ipynb #fcf8c988
 def lm_forward(model, batch):
@@ -24,6 +24,7 @@ def lm_forward(model, batch):
     labels = batch['labels']
     keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
     kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
+    kw['packed_bounds'] = packed_bounds(batch)
     if keep.numel() == 0:  # nothing to learn here (an empty row that keeps the ranks in step)
         logits = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, **kw).logits
         return logits, torch.full(logits.shape[:2], IGNORE, device=labels.device)
@@ -74,6 +75,7 @@ def fused_lm_loss(model, batch, norm, head, chunk_elems: int = 2**23):
     labels = batch['labels']
     keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
     kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
+    kw['packed_bounds'] = packed_bounds(batch)
     seen = []
     hook = norm.register_forward_hook(lambda mod, args, out: seen.append(out))
     try: out = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, **kw)
@@ -94,6 +96,42 @@ def lm_loss(model, batch):
     if not mask.any(): return logits.sum() * 0.0, {}
     loss = torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask], reduction='sum')
     return loss, {}
+
+# %% ../nbs/05_train.ipynb #f65017ae
+PACKED_ATTENTION = 'tinytrainer_packed'
+
+def packed_bounds(batch):
+    "The start of every sample in a packed row, and the row's end; None for anything else."
+    pos = batch.get('position_ids')
+    if pos is None or 'attention_mask' in batch or pos.shape[0] != 1: return None
+    return tuple((pos[0] == 0).nonzero().flatten().tolist()) + (pos.shape[1],)
+
+def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                packed_bounds=None, **kw):
+    "transformers attention: a packed row one sample at a time, each causal; plain SDPA for everything else."
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    if packed_bounds is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kw)
+    groups = getattr(module, 'num_key_value_groups', 1)
+    if groups > 1: key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    parts = [torch.nn.functional.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
+                                                              dropout_p=dropout, scale=scaling, is_causal=True)
+             for s, e in zip(packed_bounds[:-1], packed_bounds[1:])]
+    return torch.cat(parts, 2).transpose(1, 2).contiguous(), None
+
+def use_packed_attention(model) -> bool:
+    "Switch an SDPA `model` to `packed_sdpa`; whether the model now uses it (other attentions are left alone)."
+    from accelerate.utils import extract_model_from_parallel
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    m = extract_model_from_parallel(model)
+    if m.config._attn_implementation == 'sdpa':
+        AttentionInterface.register(PACKED_ATTENTION, packed_sdpa)
+        AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)   # padded batches still get SDPA's mask
+        m.set_attn_implementation(PACKED_ATTENTION)
+    return m.config._attn_implementation == PACKED_ATTENTION
 
 # %% ../nbs/05_train.ipynb #f6b7d7d8
 def lr_lambda(spec: TrainSpec, total: int):
@@ -233,6 +271,7 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
     world, rank = acc.num_processes, acc.process_index
     plan = build_plan(examples, spec, capacity, world)
     params = [p for p in model.parameters() if p.requires_grad]
+    if spec.packing: use_packed_attention(model)
     cuda = acc.device.type == 'cuda'   # one fused kernel on CUDA; one batched update per op elsewhere
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=cuda or None, foreach=None if cuda else True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(spec, len(plan)))
