@@ -31,6 +31,7 @@ setuptools.setup(
     python_requires=f'>={cfg["min_python"]}',
     install_requires=reqs('requirements'),
     extras_require={'demo': reqs('demo_requirements'), 'gym': reqs('gym_requirements'),
+                    'bench': reqs('bench_requirements'),
                     'dev': reqs('dev_requirements')},
     entry_points={'console_scripts': cfg.get('console_scripts', '').split(),
                   'nbdev': [f'{cfg["lib_path"]}={cfg["lib_path"]}._modidx:d']},

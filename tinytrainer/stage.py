@@ -13,11 +13,11 @@ from .runs import fingerprint, finish_run, prepare_run, read_json, read_manifest
 from .train import read_metrics
 
 # %% auto #0
-__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'DATA_FROM', 'make_accelerator', 'Sampler', 'gradient_checkpointing',
-           'stage_model', 'lm_examples', 'stage_examples', 'stage_worker', 'previous_stack', 'run_stage',
-           'wait_for_run']
+__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'DATA_FROM', 'make_accelerator', 'Sampler', 'activation_bytes',
+           'cuda_free_bytes', 'gradient_checkpointing', 'stage_model', 'lm_examples', 'stage_examples', 'stage_worker',
+           'previous_stack', 'run_stage', 'wait_for_run']
 
-# %% ../nbs/09_stage.ipynb #eef4bcd3
+# %% ../nbs/09_stage.ipynb #c85dfa59
 REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
 
 def make_accelerator(precision: str):
@@ -41,9 +41,28 @@ class Sampler:
                 f.write(json.dumps(rec) + '\n')
                 if self.echo: print(format_sample(rec), flush=True)
 
-def gradient_checkpointing(choice: str, device) -> bool:
-    "'on', 'off', or 'auto': on for CUDA (memory is what runs out there), off on CPU (time is)."
-    return choice == 'on' or (choice == 'auto' and device.type == 'cuda')
+def activation_bytes(config, tokens: int, checkpointing: bool) -> int:
+    "A generous estimate of what a LoRA micro-batch of `tokens` keeps for backward (16-bit, Llama-like `config`)."
+    h, L = config.hidden_size, config.num_hidden_layers
+    i = getattr(config, 'intermediate_size', None) or 4 * h
+    layer = 2 * (30 * h + 8 * i)   # bytes per token and layer: norms, q/k/v/o, the MLP, LoRA inputs and dropout masks
+    return tokens * (2 * h * L + layer) if checkpointing else tokens * layer * L
+
+def cuda_free_bytes(device) -> int:
+    "What this process can still allocate on `device`: free plus cached memory, within its memory fraction if one is set."
+    import torch
+    free, total = torch.cuda.mem_get_info(device)
+    used = torch.cuda.memory_allocated(device)
+    frac = torch.cuda.get_per_process_memory_fraction(device) if hasattr(torch.cuda, 'get_per_process_memory_fraction') else 1.0
+    return int(min(free + torch.cuda.memory_reserved(device) - used, frac * total - used))
+
+def gradient_checkpointing(choice: str, device, model=None, row_tokens: int = 0, free_bytes: int | None = None) -> bool:
+    """'on', 'off', or 'auto': off on CPU (time runs out there, not memory); on CUDA on, unless the activations of
+    `model` for a micro-batch of `row_tokens` fit in free memory with a quarter and 1 GiB to spare."""
+    if choice != 'auto' or device.type != 'cuda': return choice == 'on'
+    if model is None or not row_tokens: return True
+    free = cuda_free_bytes(device) if free_bytes is None else free_bytes
+    return activation_bytes(model.config, row_tokens, False) * 1.25 + 2**30 > free
 
 def stage_model(cfg: Config, stage: str, stack: list, precision: str, device):
     """(model, tokenizer) as stage `stage` trains it: the base, the frozen adapters of `stack` (dicts with
@@ -53,7 +72,7 @@ def stage_model(cfg: Config, stage: str, stack: list, precision: str, device):
     from tinytrainer.stack import base_seed
     sc, m = getattr(cfg, stage), cfg.model
     base, tok = load_base(m, sc.quant, precision, device=device, seed=base_seed(cfg))
-    gc = gradient_checkpointing(sc.train.gradient_checkpointing, torch.device(device))
+    gc = gradient_checkpointing(sc.train.gradient_checkpointing, torch.device(device), base, sc.train.micro_batch_tokens)
     model = load_stack(base, [(s['name'], s['path']) for s in stack], gradient_checkpointing=gc) if stack else base
     torch.manual_seed(sc.train.seed)  # peft draws the new adapter's lora_A from the global RNG
     return add_lora(model, sc.lora, stage, precision, gradient_checkpointing=gc), tok
@@ -105,7 +124,7 @@ def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: li
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
-# %% ../nbs/09_stage.ipynb #29ab060e
+# %% ../nbs/09_stage.ipynb #ee8d0392
 PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
 RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
 MIX = {'sft': 'sft', 'cot': 'cot'}   # the curated mixture an LM stage trains on

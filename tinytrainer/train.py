@@ -12,33 +12,129 @@ from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 
 # %% auto #0
-__all__ = ['lm_forward', 'lm_loss', 'lr_lambda', 'rng_state', 'set_rng_state', 'fault', 'trainable_state', 'checkpoints',
-           'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'read_metrics', 'TrainResult', 'build_plan', 'collate',
-           'loss_metrics', 'eval_metrics', 'eval_loss', 'train_loop']
+__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'lm_forward', 'fused_head', 'head_cross_entropy', 'fused_lm_loss',
+           'lm_loss', 'packed_bounds', 'packed_sdpa', 'use_packed_attention', 'lr_lambda', 'rng_state', 'set_rng_state',
+           'fault', 'trainable_state', 'checkpoints', 'save_checkpoint', 'load_checkpoint', 'MetricsLog',
+           'read_metrics', 'TrainResult', 'build_plan', 'collate', 'loss_metrics', 'eval_metrics', 'eval_loss',
+           'train_loop']
 
-# %% ../nbs/05_train.ipynb #fcf8c988
+# %% ../nbs/05_train.ipynb #fe0da5c8
 def lm_forward(model, batch):
     "Logits at the positions that predict a label, and those labels."
     import torch
     labels = batch['labels']
     keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
     kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
+    kw['packed_bounds'] = packed_bounds(batch)
     if keep.numel() == 0:  # nothing to learn here (an empty row that keeps the ranks in step)
         logits = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, **kw).logits
         return logits, torch.full(logits.shape[:2], IGNORE, device=labels.device)
     logits = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=keep, **kw).logits
     return logits, labels[:, keep + 1]
 
+FUSED_LOSS = True                          # False: always the plain path (logits, then cross-entropy)
+FUSED_TYPES = ('llama', 'mistral', 'qwen2', 'qwen3')   # models whose last hidden state goes through a plain linear head
+
+def fused_head(model):
+    "(final norm, output layer) if the fused loss can use them (a known model type, a frozen bias-free `nn.Linear` head); else None."
+    import torch
+    from accelerate.utils import extract_model_from_parallel
+    m = extract_model_from_parallel(model)
+    if not FUSED_LOSS or getattr(m.config, 'model_type', None) not in FUSED_TYPES: return None
+    head, norm = m.get_output_embeddings(), getattr(m.get_decoder(), 'norm', None)
+    ok = type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad and norm is not None
+    return (norm, head) if ok else None
+
+_HEAD_CE = []
+def head_cross_entropy(h, weight, targets, chunk: int):
+    """Sum of cross-entropies of `h @ weight.T` against `targets`, `chunk` rows at a time: the gradient for `h` is
+    made in the forward pass, so no vocabulary-sized logits outlive their chunk (the head's weight gets none)."""
+    import torch
+    if not _HEAD_CE:
+        class HeadCE(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, h, weight, targets, chunk):
+                loss, grad = h.new_zeros((), dtype=torch.float32), torch.empty_like(h) if h.requires_grad else None
+                for s in range(0, h.shape[0], chunk):
+                    z, t = torch.nn.functional.linear(h[s:s + chunk].to(weight.dtype), weight).float(), targets[s:s + chunk]
+                    lse = torch.logsumexp(z, -1)
+                    loss += (lse - z.gather(1, t[:, None]).squeeze(1)).sum()
+                    if grad is not None:
+                        z.sub_(lse[:, None]).exp_()
+                        z[torch.arange(len(t), device=z.device), t] -= 1
+                        grad[s:s + chunk] = (z.to(weight.dtype) @ weight).to(h.dtype)
+                ctx.save_for_backward(grad)
+                return loss
+            @staticmethod
+            def backward(ctx, g):
+                return ctx.saved_tensors[0] * g, None, None, None
+        _HEAD_CE.append(HeadCE)
+    return _HEAD_CE[0].apply(h, weight, targets, chunk)
+
+def fused_lm_loss(model, batch, norm, head, chunk_elems: int = 2**23):
+    "`lm_loss` from the final norm's output (the head's input) and `head_cross_entropy`, only where a label is predicted."
+    labels = batch['labels']
+    keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
+    kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
+    kw['packed_bounds'] = packed_bounds(batch)
+    seen = []
+    hook = norm.register_forward_hook(lambda mod, args, out: seen.append(out))
+    try: out = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, **kw)
+    finally: hook.remove()
+    if keep.numel() == 0: return out.logits.sum() * 0.0
+    targets = labels[:, keep + 1]
+    mask = targets != IGNORE
+    h = seen[-1][:, keep][mask]
+    return head_cross_entropy(h, head.weight, targets[mask], max(1, chunk_elems // head.weight.shape[0]))
+
 def lm_loss(model, batch):
     "(sum of token cross-entropies over the labelled tokens of a micro-batch, extra metric sums: none here)."
     import torch
+    fused = fused_head(model)
+    if fused is not None: return fused_lm_loss(model, batch, *fused), {}
     logits, targets = lm_forward(model, batch)
     mask = targets != IGNORE
     if not mask.any(): return logits.sum() * 0.0, {}
     loss = torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask], reduction='sum')
     return loss, {}
 
-# %% ../nbs/05_train.ipynb #f6b7d7d8
+# %% ../nbs/05_train.ipynb #4766e691
+PACKED_ATTENTION = 'tinytrainer_packed'
+
+def packed_bounds(batch):
+    "The start of every sample in a packed row, and the row's end; None for anything else."
+    pos = batch.get('position_ids')
+    if pos is None or 'attention_mask' in batch or pos.shape[0] != 1: return None
+    return tuple((pos[0] == 0).nonzero().flatten().tolist()) + (pos.shape[1],)
+
+def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                packed_bounds=None, **kw):
+    "transformers attention: a packed row one sample at a time, each causal; plain SDPA for everything else."
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    if packed_bounds is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kw)
+    groups = getattr(module, 'num_key_value_groups', 1)
+    if groups > 1: key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    parts = [torch.nn.functional.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
+                                                              dropout_p=dropout, scale=scaling, is_causal=True)
+             for s, e in zip(packed_bounds[:-1], packed_bounds[1:])]
+    return torch.cat(parts, 2).transpose(1, 2).contiguous(), None
+
+def use_packed_attention(model) -> bool:
+    "Switch an SDPA `model` to `packed_sdpa`; whether the model now uses it (other attentions are left alone)."
+    from accelerate.utils import extract_model_from_parallel
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    m = extract_model_from_parallel(model)
+    if m.config._attn_implementation == 'sdpa':
+        AttentionInterface.register(PACKED_ATTENTION, packed_sdpa)
+        AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)   # padded batches still get SDPA's mask
+        m.set_attn_implementation(PACKED_ATTENTION)
+    return m.config._attn_implementation == PACKED_ATTENTION
+
+# %% ../nbs/05_train.ipynb #f0f61d78
 def lr_lambda(spec: TrainSpec, total: int):
     "Linear warmup, then cosine, linear or constant."
     warm = int(round(spec.warmup_ratio * total))
@@ -64,7 +160,7 @@ def fault(point: str, step: int):
     f = os.environ.get('TINYTRAINER_FAULT', '')
     if f and f == f'{point}:{step}': os.kill(os.getpid(), signal.SIGKILL)
 
-# %% ../nbs/05_train.ipynb #17fe01f7
+# %% ../nbs/05_train.ipynb #57c2b704
 def trainable_state(model) -> dict:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -105,7 +201,7 @@ def load_checkpoint(acc, model, opt, sched, path: Path) -> dict:
     set_rng_state(torch.load(path / f'rng-{acc.process_index}.pt', weights_only=False))
     return state
 
-# %% ../nbs/05_train.ipynb #48670346
+# %% ../nbs/05_train.ipynb #aea4ad28
 class MetricsLog:
     def __init__(self, path, main: bool):
         self.path, self.main = Path(path), main
@@ -126,7 +222,7 @@ def read_metrics(path) -> list[dict]:
         except json.JSONDecodeError: break
     return out
 
-# %% ../nbs/05_train.ipynb #f7a7b85a
+# %% ../nbs/05_train.ipynb #18d3bb6e
 @dataclass
 class TrainResult:
     status: str          # 'done' or 'budget' (stopped to checkpoint before the time budget ran out)
@@ -175,7 +271,7 @@ def eval_metrics(acc, model, examples, spec: TrainSpec, capacity: int, pad_id: i
     with torch.no_grad():
         for r in rows:
             b = collate(examples, r, spec.packing, pad_id, acc.device)
-            loss, aux = loss_fn(model, b)
+            with acc.autocast(): loss, aux = loss_fn(model, b)
             total += _sums(loss, aux, names, _units(b), acc.device)
     model.train(was)
     total = acc.reduce(total, 'sum')
@@ -190,7 +286,7 @@ def _eval_record(acc, model, examples, spec, capacity, pad_id, loss_fn, step) ->
     m = eval_metrics(acc, model, examples, spec, capacity, pad_id, loss_fn)
     return dict(step=step, eval_loss=round(m.pop('loss'), 6), **{f'eval_{k}': round(v, 6) for k, v in m.items()})
 
-# %% ../nbs/05_train.ipynb #ea04e1cd
+# %% ../nbs/05_train.ipynb #bd0d5a99
 def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pad_id: int, loss_fn=lm_loss,
                eval_examples=(), sample_fn=None, meta=None) -> TrainResult:
     "Train the trainable parameters of `model` on `examples`; resumable from `out_dir/checkpoints`."
@@ -201,8 +297,9 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
     plan = build_plan(examples, spec, capacity, world)
     params = [p for p in model.parameters() if p.requires_grad]
     names = loss_metrics(loss_fn)
-    fused = acc.device.type == 'cuda'
-    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=fused)
+    if spec.packing: use_packed_attention(model)
+    cuda = acc.device.type == 'cuda'   # one fused kernel on CUDA; one batched update per op elsewhere
+    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=cuda or None, foreach=None if cuda else True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(spec, len(plan)))
     model, opt = acc.prepare(model, opt)
     log, start = MetricsLog(out_dir / 'metrics.jsonl', acc.is_main_process), 0
@@ -230,13 +327,13 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
             b = collate(examples, rows, spec.packing, pad_id, acc.device)
             last = j == len(micro) - 1
             with (acc.no_sync(model) if not last else _null()):
-                loss, aux = loss_fn(model, b)
+                with acc.autocast(): loss, aux = loss_fn(model, b)   # the loss's own matmuls in 16 bits too
                 acc.backward(loss * (world / max(1, s.tokens)))
             real = b['attention_mask'].sum() if 'attention_mask' in b else torch.tensor(b['input_ids'].numel() if rows else 0)
             local += _sums(loss, aux, names, real, acc.device)
         gnorm = acc.clip_grad_norm_(params, spec.grad_clip if spec.grad_clip else float('inf'))
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        tot = acc.reduce(local, 'sum')
+        tot = acc.reduce(local, 'sum').cpu()   # waits for the device: the step's time is all in
         step_time = time.time() - ts
         rec = dict(step=step + 1, loss=round((tot[0] / max(1, s.tokens)).item(), 6), lr=sched.get_last_lr()[0],
                    grad_norm=round(float(gnorm), 6), tokens_per_s=round(tot[1].item() / step_time, 1),
