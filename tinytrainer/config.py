@@ -99,7 +99,7 @@ class TrainSpec:
     time_budget_min: float = _f(0.0, 'wall-clock budget in minutes (0: none); checkpoint before it ends', min=0.0)
     seed: int = _f(42, 'seed of everything')
 
-# %% ../nbs/00_config.ipynb #c0ccc382
+# %% ../nbs/00_config.ipynb #81ab9c71
 @dataclass
 class CurateConfig:
     "Stage 1: sources -> one clean, capped, deduplicated mixture per training stage."
@@ -304,7 +304,7 @@ def apply_override(data: dict, override: str) -> dict:
     parent[idx] = yaml.safe_load(text) if text.strip() else ''
     return data
 
-# %% ../nbs/00_config.ipynb #6bd2fd0b
+# %% ../nbs/00_config.ipynb #c781d3ea
 def _src(name, cap=0, **kw): return SourceSpec(name=name, cap=cap, **kw)
 
 def _kaggle_t4x2():
@@ -337,12 +337,12 @@ def _demo():
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=160, heldout_prompts=120, k=4, max_new_tokens=96, pairs_per_prompt=2,
-                                               reference_fallback=False, time_budget_min=5),
+                  preference=PreferenceConfig(n_prompts=100, heldout_prompts=100, k=4, max_new_tokens=64, pairs_per_prompt=2,
+                                               reference_fallback=False, time_budget_min=6),
                   dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=30, lr=2e-4, tokens_per_step=1024,
                                                                               micro_batch_tokens=1024, eval_every=10, sample_every=15,
                                                                               save_every=15, time_budget_min=5)),
-                  eval=EvalConfig(n_problems=120, max_new_tokens=96))
+                  eval=EvalConfig(n_problems=60, max_new_tokens=64, batch_size=40))
 
 def _tiny():
     "A random-weight Llama the tests build in seconds, with SmolLM2's real tokenizer."
