@@ -13,7 +13,7 @@ from .runs import atomic_write, fingerprint, finish_run, prepare_run, read_json,
 
 # %% auto #0
 __all__ = ['exact_match_scorer', 'load_scorer', 'preference_prompts', 'read_samples', 'sample_worker', 'pairs_of', 'build_pairs',
-           'hygiene', 'report_markdown', 'run_preference', 'load_pairs']
+           'hygiene', 'report_markdown', 'plot_scores', 'run_preference', 'load_pairs']
 
 # %% ../nbs/13_preference.ipynb #a5dce42f
 def exact_match_scorer(problem: dict, response) -> float:
@@ -167,7 +167,7 @@ def hygiene(pairs: list[dict], data) -> dict:
     if bad: raise ValueError(f'split hygiene: preference prompts overlap other splits: {bad}')
     return out
 
-# %% ../nbs/13_preference.ipynb #8a4f26df
+# %% ../nbs/13_preference.ipynb #5302fbd7
 def report_markdown(name: str, rep: dict) -> str:
     why = ', '.join(f'{k}: {v}' for k, v in rep['prompts_without_pairs'].items()) or '-'
     return '\n'.join([f'# Preference data: {name}', '',
@@ -179,6 +179,18 @@ def report_markdown(name: str, rep: dict) -> str:
         f"| pairs whose chosen response is the reference | {100 * rep['reference_chosen_share']:.1f}% |", '',
         f'Prompts without pairs: {why}.', '',
         f"Split hygiene (prompt overlaps, all 0): {', '.join(f'{k} {v}' for k, v in rep['hygiene'].items())}.", ''])
+
+def plot_scores(samples: dict, k: int, path):
+    "A bar chart of how many of each prompt's K samples were right, training and held-out prompts side by side."
+    import matplotlib; matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for j, split in enumerate(('train', 'heldout')):
+        counts = Counter(sum(r['score'] >= 1 for r in s['responses']) for s in samples.values() if s['split'] == split)
+        ax.bar([c + (j - 0.5) * 0.4 for c in range(k + 1)], [counts.get(c, 0) for c in range(k + 1)], width=0.4, label=split)
+    ax.set_xlabel(f'right samples out of {k}'); ax.set_ylabel('prompts'); ax.set_xticks(range(k + 1))
+    ax.set_title('preference sampling: prompts with 1..K-1 right give pairs'); ax.legend(); ax.grid(alpha=0.3, axis='y')
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 def run_preference(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None) -> Path:
     "Stage 4: sample, score and pair on the CoT run's stack; returns the run directory (reused when finished)."
@@ -206,9 +218,10 @@ def run_preference(cfg: Config, name: str | None = None, force: bool = False, nu
         rep.update(k=pc.k, temperature=pc.temperature, hygiene=hygiene(pairs, data), seconds=round(time.time() - t0, 1))
         atomic_write(path / 'pairs.jsonl', ''.join(json.dumps(p) + '\n' for p in pairs))
         write_json(path / 'report.json', rep)
-        atomic_write(path / 'report.md', report_markdown(name, rep))
+        plot_scores(samples, pc.k, path / 'scores.png')
+        atomic_write(path / 'report.md', report_markdown(name, rep) + '\n![right samples per prompt](scores.png)\n')
         finish_run(path, 'preference', fp, to_dict(cfg), inputs=inputs, adapters=stack, base_model=cfg.model.name,
-                   files=['samples', 'pairs.jsonl', 'report.json', 'report.md'], result=rep,
+                   files=['samples', 'pairs.jsonl', 'report.json', 'report.md', 'scores.png'], result=rep,
                    wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset)
     print(f"preference: {rep['pairs']} pairs, pass@{pc.k} {100 * rep['pass_at_k']:.0f}% -> {path} ({time.time() - t0:.0f} s)")
     return path
