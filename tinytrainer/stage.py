@@ -124,9 +124,9 @@ def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: li
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
-# %% ../nbs/09_stage.ipynb #eac9505e
+# %% ../nbs/09_stage.ipynb #ee8d0392
 PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
-RUN_FORMAT = 3   # bumped when what a stage saves changes, so older runs are redone, not reused
+RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
 MIX = {'sft': 'sft', 'cot': 'cot'}   # the curated mixture an LM stage trains on
 DATA_FROM = {'dpo': 'preference'}   # a stage whose data is another run's output
 
