@@ -304,7 +304,7 @@ def apply_override(data: dict, override: str) -> dict:
     parent[idx] = yaml.safe_load(text) if text.strip() else ''
     return data
 
-# %% ../nbs/00_config.ipynb #c781d3ea
+# %% ../nbs/00_config.ipynb #b6ce946f
 def _src(name, cap=0, **kw): return SourceSpec(name=name, cap=cap, **kw)
 
 def _kaggle_t4x2():
@@ -332,17 +332,17 @@ def _demo():
                     eval=[_src('ladder', 120, split='test', options=dict(family='arith')),
                           _src('ladder', 120, split='test', options=dict(family='word'))],
                     heldout_fraction=0.05, heldout_max=100)
-    train = TrainSpec(epochs=1, max_steps=40, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
-                      eval_every=10, sample_every=20, save_every=20, time_budget_min=6)
+    train = TrainSpec(epochs=1, max_steps=30, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
+                      eval_every=10, sample_every=15, save_every=15, time_budget_min=6)
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=100, heldout_prompts=100, k=4, max_new_tokens=64, pairs_per_prompt=2,
+                  preference=PreferenceConfig(n_prompts=100, heldout_prompts=200, k=4, max_new_tokens=64, pairs_per_prompt=3,
                                                reference_fallback=False, time_budget_min=6),
-                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=30, lr=2e-4, tokens_per_step=1024,
-                                                                              micro_batch_tokens=1024, eval_every=10, sample_every=15,
-                                                                              save_every=15, time_budget_min=5)),
-                  eval=EvalConfig(n_problems=60, max_new_tokens=64, batch_size=40))
+                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=20, lr=3e-5, tokens_per_step=1024,
+                                                                              micro_batch_tokens=1024, eval_every=10, sample_every=20,
+                                                                              save_every=10, time_budget_min=6)),
+                  eval=EvalConfig(n_problems=50, max_new_tokens=64, batch_size=40))
 
 def _tiny():
     "A random-weight Llama the tests build in seconds, with SmolLM2's real tokenizer."

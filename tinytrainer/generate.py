@@ -8,7 +8,7 @@ import contextlib
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['Response', 'stop_ids', 'pad_left', 'generate']
+__all__ = ['Response', 'stop_ids', 'pad_left', 'nucleus', 'NucleusSampler', 'generate']
 
 # %% ../nbs/06_generate.ipynb #5b115956
 class Response(str):
@@ -65,7 +65,31 @@ def _split(new_ids: list[int], stops: set) -> tuple[list[int], bool]:
         if t in stops: return new_ids[:k + 1], False
     return new_ids, True
 
-# %% ../nbs/06_generate.ipynb #01d07aa3
+# %% ../nbs/06_generate.ipynb #d01679ee
+def nucleus(scores, temperature: float, top_p: float, k: int = 256):
+    "(probs, token ids) per row, most likely first: the `temperature` distribution cut to the smallest set whose mass reaches `top_p`, renormalised (zeros past the cut)."
+    import torch
+    probs = torch.softmax(scores.float() / temperature, dim=-1)
+    if top_p >= 1.0: return probs, torch.arange(probs.shape[-1], device=probs.device).expand_as(probs)
+    top, ids = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    if top.shape[-1] < probs.shape[-1] and bool((top.sum(-1) < top_p).any()): top, ids = probs.sort(dim=-1, descending=True)
+    keep = (top.cumsum(-1) - top) < top_p   # the mass before a token is still short of top_p
+    keep[..., 0] = True
+    top = top * keep
+    return top / top.sum(-1, keepdim=True), ids
+
+class NucleusSampler:
+    "A logits processor that draws the next token itself (temperature, top-p) and leaves only that token finite."
+    def __init__(self, temperature: float, top_p: float, k: int = 256):
+        if temperature <= 0: raise ValueError(f'temperature: expected > 0 for sampling, got {temperature}')
+        self.temperature, self.top_p, self.k = temperature, top_p, k
+    def __call__(self, input_ids, scores):
+        import torch
+        probs, ids = nucleus(scores, self.temperature, self.top_p, self.k)
+        pick = ids.gather(-1, torch.multinomial(probs, 1))
+        return torch.full_like(scores, float('-inf')).scatter_(-1, pick, 0.0)
+
+# %% ../nbs/06_generate.ipynb #fb551cb4
 def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int = 256, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, num_return_sequences: int = 1, batch_size: int = 16,
              seed: int | None = None) -> list[list[Response]]:
@@ -81,8 +105,10 @@ def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int
     encoded = encode_prompts(tokenizer, [render_prompt(tokenizer, p, fmt) for p in prompts])
     order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
     per_call = max(1, batch_size // num_return_sequences)
-    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if do_sample else \
-               dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    sampling = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if do_sample and temperature > 0:
+        from transformers import LogitsProcessorList
+        sampling['logits_processor'] = LogitsProcessorList([NucleusSampler(temperature, top_p)])
     device, was_training = _device(model), model.training
     out: list = [None] * len(prompts)
     model.eval()
@@ -90,9 +116,8 @@ def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int
         with torch.no_grad(), _seeded(seed, device):
             for b in range(0, len(order), per_call):
                 idx = order[b:b + per_call]
-                ids, mask = pad_left([encoded[i] for i in idx], pad)
-                gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                     max_new_tokens=max_new_tokens, num_return_sequences=num_return_sequences,
+                ids, mask = (t.repeat_interleave(num_return_sequences, 0) for t in pad_left([encoded[i] for i in idx], pad))
+                gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
                                      eos_token_id=stops, pad_token_id=pad, use_cache=True, **sampling)
                 new = gen[:, ids.shape[1]:].tolist()
                 for j, i in enumerate(idx):

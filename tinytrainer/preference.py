@@ -42,7 +42,7 @@ def preference_prompts(pc: PreferenceConfig, records) -> list[dict]:
                         answer_type=r['answer_type'], reference=r['completion']))
     return out
 
-# %% ../nbs/13_preference.ipynb #4c968fc9
+# %% ../nbs/13_preference.ipynb #18ba4511
 def _trim_partial_line(path: Path):
     "Cut a JSON-lines file after its last newline (a kill may leave half a line)."
     if not path.exists(): return
@@ -64,8 +64,8 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     from tinytrainer.curate import load_curated
     from tinytrainer.generate import generate
     from tinytrainer.hardware import choose_precision, cpu_threads, list_gpus
-    from tinytrainer.model import default_device, load_base, load_stack
-    from tinytrainer.stack import base_seed
+    from tinytrainer.model import default_device, is_kbit, load_base, load_stack
+    from tinytrainer.stack import base_seed, merge_model
     from tinytrainer.stage import REQUESTED
     from tinytrainer.train import fault
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
@@ -74,7 +74,9 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     precision = choose_precision(list_gpus(), REQUESTED[cfg.model.dtype]) if device.type == 'cuda' else 'fp32'
     if device.type == 'cpu': torch.set_num_threads(cpu_threads(world))
     base, tok = load_base(cfg.model, cfg.cot.quant, precision, device=device, seed=base_seed(cfg))
-    model = (load_stack(base, [(s['name'], s['path']) for s in stack]) if stack else base).eval()
+    model = load_stack(base, [(s['name'], s['path']) for s in stack]) if stack else base
+    if stack and not is_kbit(model): model = merge_model(model)
+    model.eval()
     scorer = load_scorer(pc.scorer)
     prompts = preference_prompts(pc, load_curated(data_dir)['preference'])
     out = run_dir / 'samples' / f'rank-{rank}.jsonl'
