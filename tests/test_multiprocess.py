@@ -89,3 +89,25 @@ def test_distributed_launch_two_processes(tmp_path):
     run = tmp_path / 'tiny' / 'sft'
     assert json.loads((run / 'result.json').read_text())['processes'] == 2
     assert (run / 'manifest.json').exists() and (run / 'adapter' / 'adapter_model.safetensors').exists()
+
+def test_distributed_launch_preference(tmp_path):
+    """`tinytrainer preference` under torchrun: rank 0 prepares the run, rank 1 follows it, each samples its own
+    share of the prompts, and rank 0 builds the pairs after both are done."""
+    from tinytrainer.launch import free_port
+    common = ['--preset', 'tiny', '--output-root', str(tmp_path)]
+    for stage in ('sft', 'cot'):
+        r = subprocess.run(['tinytrainer', stage, *common, '--set', f'{stage}.train.max_steps=2'], env=ENV, capture_output=True,
+                           text=True, timeout=900)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    cmd = ['torchrun', '--nproc_per_node', '2', '--master_port', str(free_port()), '-m', 'tinytrainer.cli', 'preference', *common]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'time budget ended' not in r.stdout and r.stdout.count('preference: starting in') == 1, r.stdout[-3000:]
+    run = tmp_path / 'tiny' / 'preference'
+    ids = {rank: [json.loads(l)['id'] for l in (run / 'samples' / f'rank-{rank}.jsonl').read_text().splitlines()] for rank in (0, 1)}
+    from tinytrainer.config import load_config
+    pc = load_config('tiny').preference
+    assert ids[0] and ids[1] and not set(ids[0]) & set(ids[1])
+    assert sorted(ids[0] + ids[1]) == list(range(pc.n_prompts + pc.heldout_prompts))
+    man = json.loads((run / 'manifest.json').read_text())
+    assert man['result']['prompts'] == pc.n_prompts + pc.heldout_prompts and (run / 'pairs.jsonl').exists()

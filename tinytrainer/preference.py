@@ -42,13 +42,7 @@ def preference_prompts(pc: PreferenceConfig, records) -> list[dict]:
                         answer_type=r['answer_type'], reference=r['completion']))
     return out
 
-# %% ../nbs/13_preference.ipynb #18ba4511
-def _trim_partial_line(path: Path):
-    "Cut a JSON-lines file after its last newline (a kill may leave half a line)."
-    if not path.exists(): return
-    data = path.read_bytes()
-    if data and not data.endswith(b'\n'): path.write_bytes(data[:data.rfind(b'\n') + 1])
-
+# %% ../nbs/13_preference.ipynb #90f8d810
 def read_samples(run_dir) -> dict:
     "{prompt id: record} of every sample file of a preference run."
     from tinytrainer.train import read_metrics
@@ -64,10 +58,11 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     from tinytrainer.curate import load_curated
     from tinytrainer.generate import generate
     from tinytrainer.hardware import choose_precision, cpu_threads, list_gpus
+    from tinytrainer.launch import in_distributed_launch
     from tinytrainer.model import default_device, is_kbit, load_base, load_stack
     from tinytrainer.stack import base_seed, merge_model
     from tinytrainer.stage import REQUESTED
-    from tinytrainer.train import fault
+    from tinytrainer.train import fault, keep_records
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
     pc, rank, world = cfg.preference, int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = default_device()
@@ -80,7 +75,7 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     scorer = load_scorer(pc.scorer)
     prompts = preference_prompts(pc, load_curated(data_dir)['preference'])
     out = run_dir / 'samples' / f'rank-{rank}.jsonl'
-    out.parent.mkdir(parents=True, exist_ok=True); _trim_partial_line(out)
+    out.parent.mkdir(parents=True, exist_ok=True); keep_records(out)
     done = set(read_samples(run_dir))
     todo = [p for p in prompts[rank::world] if p['id'] not in done]
     per_call, t0 = max(1, pc.batch_size // pc.k), time.time()
@@ -102,6 +97,9 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
         fault('kill_after_batch', b // per_call + 1)
     bar.close()
     write_json(run_dir / f'samples/status-{rank}.json', dict(status=status, seconds=round(time.time() - t0, 1)))
+    if in_distributed_launch():   # rank 0 builds the pairs only once every rank has sampled its share
+        from accelerate import PartialState
+        PartialState().wait_for_everyone()
 
 # %% ../nbs/13_preference.ipynb #21162f2e
 def _pick_pairs(chosen: list[dict], rejected: list[dict], n: int, balance: bool) -> list[tuple[dict, dict]]:
@@ -169,7 +167,7 @@ def hygiene(pairs: list[dict], data) -> dict:
     if bad: raise ValueError(f'split hygiene: preference prompts overlap other splits: {bad}')
     return out
 
-# %% ../nbs/13_preference.ipynb #5302fbd7
+# %% ../nbs/13_preference.ipynb #76236108
 def report_markdown(name: str, rep: dict) -> str:
     why = ', '.join(f'{k}: {v}' for k, v in rep['prompts_without_pairs'].items()) or '-'
     return '\n'.join([f'# Preference data: {name}', '',
@@ -196,14 +194,19 @@ def plot_scores(samples: dict, k: int, path):
 
 def run_preference(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None) -> Path:
     "Stage 4: sample, score and pair on the CoT run's stack; returns the run directory (reused when finished)."
-    from tinytrainer.curate import curate, load_curated
-    from tinytrainer.launch import launch
-    from tinytrainer.stage import RUN_FORMAT, previous_stack
+    from tinytrainer.curate import curate, curate_fingerprint, load_curated
+    from tinytrainer.launch import in_distributed_launch, launch
+    from tinytrainer.stage import RUN_FORMAT, follow_run, previous_stack, wait_for_run
     name, t0 = name or cfg.preset, time.time()
-    data_dir = curate(cfg, name=name, quiet=True)
+    follower = in_distributed_launch() and int(os.environ.get('RANK', '0')) != 0
+    if follower: data_dir = wait_for_run(cfg.output_root, name, 'curate', curate_fingerprint(cfg))
+    else: data_dir = curate(cfg, name=name, quiet=True)
     stack, inputs = previous_stack(cfg, 'preference', name)
     inputs['curate'] = read_manifest(data_dir)['data_fingerprint']
     fp = fingerprint('preference', RUN_FORMAT, to_dict(cfg.model), to_dict(cfg.preference), inputs)
+    if follower:   # under accelerate launch: sample this rank's share in the run rank 0 prepares
+        return follow_run(cfg.output_root, name, 'preference', fp,
+                          lambda path: sample_worker(to_dict(cfg), str(path), str(data_dir), stack, False))
     with run_lock(cfg.output_root, name):
         path, status = prepare_run(cfg.output_root, name, 'preference', fp, force=force, resumable=True)
         if status == 'reuse':

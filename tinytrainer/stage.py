@@ -15,7 +15,7 @@ from .train import read_metrics
 # %% auto #0
 __all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'DATA_FROM', 'make_accelerator', 'Sampler', 'activation_bytes',
            'cuda_free_bytes', 'gradient_checkpointing', 'stage_model', 'lm_examples', 'stage_examples', 'stage_worker',
-           'previous_stack', 'run_stage', 'wait_for_run']
+           'previous_stack', 'run_stage', 'wait_for_run', 'follow_run']
 
 # %% ../nbs/09_stage.ipynb #c85dfa59
 REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
@@ -124,7 +124,7 @@ def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: li
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
-# %% ../nbs/09_stage.ipynb #ee8d0392
+# %% ../nbs/09_stage.ipynb #0d629862
 PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
 RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
 MIX = {'sft': 'sft', 'cot': 'cot'}   # the curated mixture an LM stage trains on
@@ -153,7 +153,9 @@ def run_stage(cfg: Config, stage: str, name: str | None = None, force: bool = Fa
     if stage in DATA_FROM: data_dir = run_dir(cfg.output_root, name, DATA_FROM[stage])
     sc = getattr(cfg, stage)
     fp = fingerprint(stage, RUN_FORMAT, to_dict(cfg.model), to_dict(sc), inputs)
-    if follower: return _follow(cfg, stage, name, fp, data_dir, stack)
+    if follower:
+        return follow_run(cfg.output_root, name, stage, fp,
+                          lambda path: stage_worker(stage, to_dict(cfg), str(path), str(data_dir), stack, False))
     with run_lock(cfg.output_root, name):
         path, status = prepare_run(cfg.output_root, name, stage, fp, force=force, resumable=True)
         if status == 'reuse':
@@ -168,15 +170,14 @@ def wait_for_run(root, name, stage, fp, timeout=1800) -> Path:
         time.sleep(0.5)
     return path
 
-def _follow(cfg, stage, name, fp, data_dir, stack, timeout=1800) -> Path:
-    "Under `accelerate launch`, ranks other than 0 wait for rank 0 to prepare the run, then train with it."
-    path, t = run_dir(cfg.output_root, name, stage), time.time()
+def follow_run(root, name, stage, fp, work, timeout=1800) -> Path:
+    "Under `accelerate launch`, a rank other than 0 waits for rank 0 to prepare run `stage`, then does `work(path)` in it."
+    path, t = run_dir(root, name, stage), time.time()
     while time.time() - t < timeout:
         if (read_manifest(path) or {}).get('fingerprint') == fp: return path          # rank 0 reuses it
         started = path / 'started.json'
         if started.exists() and read_json(started).get('fingerprint') == fp:
-            stage_worker(stage, to_dict(cfg), str(path), str(data_dir), stack, False)
-            return path
+            work(path); return path
         time.sleep(0.5)
     raise TimeoutError(f'rank {os.environ.get("RANK")}: rank 0 did not prepare {path} within {timeout} s')
 

@@ -12,18 +12,22 @@ from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 
 # %% auto #0
-__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'lm_forward', 'fused_head', 'head_cross_entropy', 'fused_lm_loss',
-           'lm_loss', 'packed_bounds', 'packed_sdpa', 'use_packed_attention', 'lr_lambda', 'rng_state', 'set_rng_state',
-           'fault', 'trainable_state', 'checkpoints', 'save_checkpoint', 'load_checkpoint', 'MetricsLog',
-           'read_metrics', 'TrainResult', 'build_plan', 'collate', 'loss_metrics', 'eval_metrics', 'eval_loss',
-           'train_loop']
+__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'label_positions', 'lm_forward', 'fused_head', 'head_cross_entropy',
+           'fused_lm_loss', 'lm_loss', 'packed_bounds', 'packed_sdpa', 'use_packed_attention', 'lr_lambda', 'rng_state',
+           'set_rng_state', 'fault', 'trainable_state', 'checkpoints', 'save_checkpoint', 'load_checkpoint',
+           'MetricsLog', 'read_metrics', 'keep_records', 'TrainResult', 'build_plan', 'collate', 'loss_metrics',
+           'eval_metrics', 'eval_loss', 'train_loop']
 
-# %% ../nbs/05_train.ipynb #fe0da5c8
+# %% ../nbs/05_train.ipynb #608ba2fb
+def label_positions(labels):
+    "The positions (columns of the batch) whose next token is a label in some row: where logits are needed."
+    return (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
+
 def lm_forward(model, batch):
-    "Logits at the positions that predict a label, and those labels."
+    "Logits at the `label_positions`, and the labels they predict."
     import torch
     labels = batch['labels']
-    keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
+    keep = label_positions(labels)
     kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
     kw['packed_bounds'] = packed_bounds(batch)
     if keep.numel() == 0:  # nothing to learn here (an empty row that keeps the ranks in step)
@@ -201,7 +205,7 @@ def load_checkpoint(acc, model, opt, sched, path: Path) -> dict:
     set_rng_state(torch.load(path / f'rng-{acc.process_index}.pt', weights_only=False))
     return state
 
-# %% ../nbs/05_train.ipynb #aea4ad28
+# %% ../nbs/05_train.ipynb #6ba6ca80
 class MetricsLog:
     def __init__(self, path, main: bool):
         self.path, self.main = Path(path), main
@@ -209,9 +213,7 @@ class MetricsLog:
         if not self.main: return
         with open(self.path, 'a') as f: f.write(json.dumps(rec) + '\n')
     def truncate_after(self, step: int):
-        if not self.main or not self.path.exists(): return
-        keep = [r for r in read_metrics(self.path) if r.get('step', 0) <= step]   # also drops a line cut by a kill
-        self.path.write_text(''.join(json.dumps(r) + '\n' for r in keep))
+        if self.main: keep_records(self.path, lambda r: r.get('step', 0) <= step)
 
 def read_metrics(path) -> list[dict]:
     "The records of a JSON-lines file (metrics or samples); a last line still being written is left out."
@@ -222,7 +224,12 @@ def read_metrics(path) -> list[dict]:
         except json.JSONDecodeError: break
     return out
 
-# %% ../nbs/05_train.ipynb #18d3bb6e
+def keep_records(path, keep=lambda rec: True):
+    "Rewrite JSON-lines file `path` with the whole records that `keep` accepts (a line cut by a kill goes too)."
+    p = Path(path)
+    if p.exists(): p.write_text(''.join(json.dumps(r) + '\n' for r in read_metrics(p) if keep(r)))
+
+# %% ../nbs/05_train.ipynb #cff383f3
 @dataclass
 class TrainResult:
     status: str          # 'done' or 'budget' (stopped to checkpoint before the time budget ran out)
@@ -286,7 +293,7 @@ def _eval_record(acc, model, examples, spec, capacity, pad_id, loss_fn, step) ->
     m = eval_metrics(acc, model, examples, spec, capacity, pad_id, loss_fn)
     return dict(step=step, eval_loss=round(m.pop('loss'), 6), **{f'eval_{k}': round(v, 6) for k, v in m.items()})
 
-# %% ../nbs/05_train.ipynb #bd0d5a99
+# %% ../nbs/05_train.ipynb #18efd73a
 def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pad_id: int, loss_fn=lm_loss,
                eval_examples=(), sample_fn=None, meta=None) -> TrainResult:
     "Train the trainable parameters of `model` on `examples`; resumable from `out_dir/checkpoints`."
