@@ -20,6 +20,8 @@ def test_main_job_runs_every_stage(tmp_path):
         assert (tmp_path / 'runs' / 'tiny' / stage / 'manifest.json').exists()
     report = tmp_path / 'runs' / 'tiny' / 'eval' / 'report.md'
     assert f'report: {Path("runs/tiny/eval/report.md")}' in r.stdout and report.exists()
+    for stage in ['curate', 'sft', 'cot', 'preference', 'dpo', 'eval']:   # every stage's wall time is in the report
+        assert re.search(rf'^\| {stage} \| \d', report.read_text(), re.M), stage
     again = subprocess.run(['tinytrainer', 'run', '--preset', 'tiny'], cwd=tmp_path, env=ENV, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count('reusing') >= 5, again.stdout[-2000:]
 

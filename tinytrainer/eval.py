@@ -155,14 +155,14 @@ def load_models(cfg: Config, models: list[dict], device=None):
     stack = models[-1]['adapters']
     return (load_stack(base, stack) if stack else base), tok, precision
 
-# %% ../nbs/15_eval.ipynb #507c45ca
+# %% ../nbs/15_eval.ipynb #46413689
 def eval_settings(cfg: Config) -> dict:
     "What besides the stages decides the figures: eval config, model, base quantization, random-base seed, held-out loss settings."
     return dict(eval=to_dict(cfg.eval), model=to_dict(cfg.model), quant=to_dict(cfg.sft.quant), seed=base_seed(cfg),
                 heldout={st: to_dict(getattr(cfg, st).train) for st in HELDOUT.values()})
 
 def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
-    "Each stage of the run (curate, then each evaluated stage): wall time, steps, last losses, run directory."
+    "Each stage of the run (curate, each evaluated stage, and preference data when there): wall time, steps, last losses, run directory."
     cur = run_dir(cfg.output_root, name, 'curate')
     rep = read_json(cur / 'report.json') if (cur / 'report.json').exists() else {}
     out = [dict(stage='curate', wall_s=rep.get('seconds'))]
@@ -171,6 +171,10 @@ def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
         last = lambda k: next((x[k] for x in reversed(metrics) if k in x), None)
         out.append(dict(stage=m['stage'], wall_s=man.get('wall_s'), steps=(man.get('result') or {}).get('step'),
                         train_loss=last('loss'), eval_loss=last('eval_loss'), run=m['run'], fingerprint=m['fingerprint']))
+    pref = read_manifest(run_dir(cfg.output_root, name, 'preference'))
+    if pref:   # no model of its own: its row goes before DPO's
+        at = next((i for i, s in enumerate(out) if s['stage'] == 'dpo'), len(out))
+        out.insert(at, dict(stage='preference', wall_s=pref.get('wall_s')))
     return out
 
 def _stale(path, cfg: Config) -> bool:
