@@ -8,7 +8,7 @@ import contextlib
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['Response', 'stop_ids', 'pad_left', 'nucleus', 'NucleusSampler', 'generate']
+__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'generate']
 
 # %% ../nbs/06_generate.ipynb #5b115956
 class Response(str):
@@ -45,8 +45,9 @@ def pad_left(seqs: list[list[int]], pad_id: int):
         if s: ids[i, width - len(s):] = torch.tensor(s); mask[i, width - len(s):] = 1
     return ids, mask
 
-# %% ../nbs/06_generate.ipynb #f1e82636
-def _device(model):
+# %% ../nbs/06_generate.ipynb #dda19bab
+def model_device(model):
+    "The device of `model`'s input embeddings (where its inputs go), else of its first parameter."
     try: return model.get_input_embeddings().weight.device
     except Exception: return next(model.parameters()).device
 
@@ -89,7 +90,7 @@ class NucleusSampler:
         pick = ids.gather(-1, torch.multinomial(probs, 1))
         return torch.full_like(scores, float('-inf')).scatter_(-1, pick, 0.0)
 
-# %% ../nbs/06_generate.ipynb #fb551cb4
+# %% ../nbs/06_generate.ipynb #d6220039
 def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int = 256, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, num_return_sequences: int = 1, batch_size: int = 16,
              seed: int | None = None) -> list[list[Response]]:
@@ -109,7 +110,7 @@ def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int
     if do_sample and temperature > 0:
         from transformers import LogitsProcessorList
         sampling['logits_processor'] = LogitsProcessorList([NucleusSampler(temperature, top_p)])
-    device, was_training = _device(model), model.training
+    device, was_training = model_device(model), model.training
     out: list = [None] * len(prompts)
     model.eval()
     try:

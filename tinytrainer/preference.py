@@ -42,7 +42,7 @@ def preference_prompts(pc: PreferenceConfig, records) -> list[dict]:
                         answer_type=r['answer_type'], reference=r['completion']))
     return out
 
-# %% ../nbs/13_preference.ipynb #90f8d810
+# %% ../nbs/13_preference.ipynb #52e0af58
 def read_samples(run_dir) -> dict:
     "{prompt id: record} of every sample file of a preference run."
     from tinytrainer.train import read_metrics
@@ -57,16 +57,16 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     from tqdm.auto import tqdm
     from tinytrainer.curate import load_curated
     from tinytrainer.generate import generate
-    from tinytrainer.hardware import choose_precision, cpu_threads, list_gpus
+    from tinytrainer.hardware import cpu_threads
     from tinytrainer.launch import in_distributed_launch
     from tinytrainer.model import default_device, is_kbit, load_base, load_stack
     from tinytrainer.stack import base_seed, merge_model
-    from tinytrainer.stage import REQUESTED
+    from tinytrainer.stage import run_precision
     from tinytrainer.train import fault, keep_records
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
     pc, rank, world = cfg.preference, int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = default_device()
-    precision = choose_precision(list_gpus(), REQUESTED[cfg.model.dtype]) if device.type == 'cuda' else 'fp32'
+    precision = run_precision(cfg)
     if device.type == 'cpu': torch.set_num_threads(cpu_threads(world))
     base, tok = load_base(cfg.model, cfg.cot.quant, precision, device=device, seed=base_seed(cfg))
     model = load_stack(base, [(s['name'], s['path']) for s in stack]) if stack else base
@@ -167,7 +167,7 @@ def hygiene(pairs: list[dict], data) -> dict:
     if bad: raise ValueError(f'split hygiene: preference prompts overlap other splits: {bad}')
     return out
 
-# %% ../nbs/13_preference.ipynb #76236108
+# %% ../nbs/13_preference.ipynb #cb15a66f
 def report_markdown(name: str, rep: dict) -> str:
     why = ', '.join(f'{k}: {v}' for k, v in rep['prompts_without_pairs'].items()) or '-'
     return '\n'.join([f'# Preference data: {name}', '',
@@ -194,15 +194,11 @@ def plot_scores(samples: dict, k: int, path):
 
 def run_preference(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None) -> Path:
     "Stage 4: sample, score and pair on the CoT run's stack; returns the run directory (reused when finished)."
-    from tinytrainer.curate import curate, curate_fingerprint, load_curated
-    from tinytrainer.launch import in_distributed_launch, launch
-    from tinytrainer.stage import RUN_FORMAT, follow_run, previous_stack, wait_for_run
+    from tinytrainer.curate import load_curated
+    from tinytrainer.launch import launch
+    from tinytrainer.stage import RUN_FORMAT, follow_run, stage_inputs
     name, t0 = name or cfg.preset, time.time()
-    follower = in_distributed_launch() and int(os.environ.get('RANK', '0')) != 0
-    if follower: data_dir = wait_for_run(cfg.output_root, name, 'curate', curate_fingerprint(cfg))
-    else: data_dir = curate(cfg, name=name, quiet=True)
-    stack, inputs = previous_stack(cfg, 'preference', name)
-    inputs['curate'] = read_manifest(data_dir)['data_fingerprint']
+    follower, data_dir, stack, inputs = stage_inputs(cfg, 'preference', name)
     fp = fingerprint('preference', RUN_FORMAT, to_dict(cfg.model), to_dict(cfg.preference), inputs)
     if follower:   # under accelerate launch: sample this rank's share in the run rank 0 prepares
         return follow_run(cfg.output_root, name, 'preference', fp,

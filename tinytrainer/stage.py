@@ -13,12 +13,19 @@ from .runs import fingerprint, finish_run, prepare_run, read_json, read_manifest
 from .train import read_metrics
 
 # %% auto #0
-__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'DATA_FROM', 'make_accelerator', 'Sampler', 'activation_bytes',
-           'cuda_free_bytes', 'gradient_checkpointing', 'stage_model', 'lm_examples', 'stage_examples', 'stage_worker',
-           'previous_stack', 'run_stage', 'wait_for_run', 'follow_run']
+__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'DATA_FROM', 'run_precision', 'make_accelerator', 'Sampler',
+           'activation_bytes', 'cuda_free_bytes', 'gradient_checkpointing', 'stage_model', 'lm_examples',
+           'stage_examples', 'stage_worker', 'previous_stack', 'stage_inputs', 'run_stage', 'wait_for_run',
+           'follow_run']
 
-# %% ../nbs/09_stage.ipynb #c85dfa59
+# %% ../nbs/09_stage.ipynb #ca83e042
 REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
+
+def run_precision(cfg: Config) -> str:
+    "The precision every stage computes in: chosen from the GPUs and `model.dtype` on CUDA, fp32 on the CPU."
+    import torch
+    from tinytrainer.hardware import choose_precision, list_gpus
+    return choose_precision(list_gpus(), REQUESTED[cfg.model.dtype]) if torch.cuda.is_available() else 'fp32'
 
 def make_accelerator(precision: str):
     "An Accelerator for `precision`; on a machine without CUDA a CPU one (a gloo group under notebook_launcher)."
@@ -99,13 +106,13 @@ def stage_examples(stage: str):
 def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool):
     "One training process of `stage`: the new adapter on top of the frozen `stack`, trained on the stage's data."
     import torch
-    from tinytrainer.hardware import choose_precision, cpu_threads, list_gpus
+    from tinytrainer.hardware import cpu_threads
     from tinytrainer.model import save_adapter
     from tinytrainer.stack import probe_logits
     from tinytrainer.train import lm_loss, train_loop
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
     sc, m = getattr(cfg, stage), cfg.model
-    precision = choose_precision(list_gpus(), REQUESTED[m.dtype]) if torch.cuda.is_available() else 'fp32'
+    precision = run_precision(cfg)
     acc = make_accelerator(precision)
     if acc.device.type == 'cpu': torch.set_num_threads(cpu_threads(acc.num_processes))
     model, tok = stage_model(cfg, stage, stack, precision, acc.device)
@@ -124,7 +131,7 @@ def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: li
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
-# %% ../nbs/09_stage.ipynb #0d629862
+# %% ../nbs/09_stage.ipynb #eb6fb876
 PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
 RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
 MIX = {'sft': 'sft', 'cot': 'cot'}   # the curated mixture an LM stage trains on
@@ -140,16 +147,22 @@ def previous_stack(cfg: Config, stage: str, name: str) -> tuple[list, dict]:
     found = dict(resolve_stack(path, man))
     return [dict(a, path=str(found[a['name']])) for a in man['adapters']], {prev: man['fingerprint']}
 
-def run_stage(cfg: Config, stage: str, name: str | None = None, force: bool = False, num_processes: int | None = None,
-              live: bool | None = None) -> Path:
-    "Run (or reuse, or resume) one training stage; returns its run directory."
+def stage_inputs(cfg: Config, stage: str, name: str) -> tuple[bool, Path, list, dict]:
+    """(follower, curated data, adapter stack, input fingerprints) of `stage`: rank 0 (or a lone process) curates
+    or reuses the data; under `accelerate launch` the other ranks are followers and wait for rank 0's."""
     from tinytrainer.curate import curate, curate_fingerprint
-    name, t0 = name or cfg.preset, time.time()
     follower = in_distributed_launch() and int(os.environ.get('RANK', '0')) != 0
     if follower: data_dir = wait_for_run(cfg.output_root, name, 'curate', curate_fingerprint(cfg))
     else: data_dir = curate(cfg, name=name, quiet=True)
     stack, inputs = previous_stack(cfg, stage, name)
     inputs['curate'] = read_manifest(data_dir)['data_fingerprint']
+    return follower, data_dir, stack, inputs
+
+def run_stage(cfg: Config, stage: str, name: str | None = None, force: bool = False, num_processes: int | None = None,
+              live: bool | None = None) -> Path:
+    "Run (or reuse, or resume) one training stage; returns its run directory."
+    name, t0 = name or cfg.preset, time.time()
+    follower, data_dir, stack, inputs = stage_inputs(cfg, stage, name)
     if stage in DATA_FROM: data_dir = run_dir(cfg.output_root, name, DATA_FROM[stage])
     sc = getattr(cfg, stage)
     fp = fingerprint(stage, RUN_FORMAT, to_dict(cfg.model), to_dict(sc), inputs)

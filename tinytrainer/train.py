@@ -12,24 +12,28 @@ from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 
 # %% auto #0
-__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'label_positions', 'lm_forward', 'fused_head', 'head_cross_entropy',
-           'fused_lm_loss', 'lm_loss', 'packed_bounds', 'packed_sdpa', 'use_packed_attention', 'lr_lambda', 'rng_state',
-           'set_rng_state', 'fault', 'trainable_state', 'checkpoints', 'save_checkpoint', 'load_checkpoint',
-           'MetricsLog', 'read_metrics', 'keep_records', 'TrainResult', 'build_plan', 'collate', 'loss_metrics',
-           'eval_metrics', 'eval_loss', 'train_loop']
+__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'label_positions', 'forward_kwargs', 'lm_forward', 'fused_head',
+           'head_cross_entropy', 'fused_lm_loss', 'lm_loss', 'packed_bounds', 'packed_sdpa', 'use_packed_attention',
+           'lr_lambda', 'rng_state', 'set_rng_state', 'fault', 'trainable_state', 'checkpoints', 'save_checkpoint',
+           'load_checkpoint', 'MetricsLog', 'read_metrics', 'keep_records', 'TrainResult', 'build_plan', 'collate',
+           'loss_metrics', 'eval_metrics', 'eval_loss', 'train_loop']
 
-# %% ../nbs/05_train.ipynb #608ba2fb
+# %% ../nbs/05_train.ipynb #b86343b0
 def label_positions(labels):
     "The positions (columns of the batch) whose next token is a label in some row: where logits are needed."
     return (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
+
+def forward_kwargs(batch) -> dict:
+    "What the model's forward takes from a collated batch besides `input_ids`: the mask or positions, and packed bounds."
+    kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
+    kw['packed_bounds'] = packed_bounds(batch)
+    return kw
 
 def lm_forward(model, batch):
     "Logits at the `label_positions`, and the labels they predict."
     import torch
     labels = batch['labels']
-    keep = label_positions(labels)
-    kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
-    kw['packed_bounds'] = packed_bounds(batch)
+    keep, kw = label_positions(labels), forward_kwargs(batch)
     if keep.numel() == 0:  # nothing to learn here (an empty row that keeps the ranks in step)
         logits = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, **kw).logits
         return logits, torch.full(logits.shape[:2], IGNORE, device=labels.device)
@@ -78,9 +82,7 @@ def head_cross_entropy(h, weight, targets, chunk: int):
 def fused_lm_loss(model, batch, norm, head, chunk_elems: int = 2**23):
     "`lm_loss` from the final norm's output (the head's input) and `head_cross_entropy`, only where a label is predicted."
     labels = batch['labels']
-    keep = (labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(-1)
-    kw = {k: batch[k] for k in ('attention_mask', 'position_ids') if k in batch}
-    kw['packed_bounds'] = packed_bounds(batch)
+    keep, kw = label_positions(labels), forward_kwargs(batch)
     seen = []
     hook = norm.register_forward_hook(lambda mod, args, out: seen.append(out))
     try: out = model(input_ids=batch['input_ids'], use_cache=False, logits_to_keep=1, **kw)
