@@ -4,17 +4,17 @@
 
 # %% ../nbs/02_loading.ipynb #1890f387
 from __future__ import annotations
-import codecs, csv, json, os
+import codecs, csv, json, os, re, sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import SourceSpec
-from .sources import NUMBER, SOURCES, Source
+from .sources import KINDS, NUMBER, SOURCES, Source, local_source
 import tinytrainer.ladder  # registers the generated sources
 
 # %% auto #0
-__all__ = ['DataError', 'check_utf8', 'Opened', 'open_source']
+__all__ = ['DATA_SUFFIXES', 'DataError', 'check_utf8', 'Opened', 'open_source']
 
 # %% ../nbs/02_loading.ipynb #8166f405
 class DataError(ValueError):
@@ -45,25 +45,29 @@ class Opened:
     origin: str                      # file, folder, hub name or generator
     rows: list | object              # list of dicts or a datasets.Dataset
     skipped: Counter = field(default_factory=Counter)
-    bad_lines: list = field(default_factory=list)   # line numbers of malformed JSON lines
+    bad_lines: list = field(default_factory=list)   # line numbers of malformed JSON lines ('file:line' in a folder)
+    files: dict = field(default_factory=dict)       # folder sources: each file read -> rows read from it
+    unread: dict = field(default_factory=dict)      # folder sources: each file not read -> why
 
-def _read_jsonl(path, skipped, bad_lines):
+def _decode_line(line, i, skipped, bad_lines, tag):
+    try: obj = json.loads(line.lstrip('\ufeff'))
+    except (json.JSONDecodeError, RecursionError): obj = None
+    if isinstance(obj, dict): return obj
+    skipped['bad_json'] += 1; bad_lines.append(f'{tag}:{i}' if tag else i)
+
+def _read_jsonl(path, skipped, bad_lines, tag=''):
     rows = []
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:
         for i, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: obj = json.loads(line)
-            except json.JSONDecodeError: obj = None
-            if not isinstance(obj, dict):
-                skipped['bad_json'] += 1; bad_lines.append(i); continue
-            rows.append(obj)
+            if line.strip() and (obj := _decode_line(line, i, skipped, bad_lines, tag)) is not None: rows.append(obj)
     return rows
 
-def _read_json(path, skipped, bad_lines):
-    text = Path(path).read_text(encoding='utf-8')
+def _read_json(path, skipped, bad_lines, tag=''):
+    text = Path(path).read_text(encoding='utf-8-sig')
     try: data = json.loads(text)
+    except RecursionError: raise DataError(f"{path}: JSON nested too deeply to read") from None
     except json.JSONDecodeError as e:
-        if text.lstrip().startswith('{') and '\n' in text.strip(): return _read_jsonl(path, skipped, bad_lines)
+        if text.lstrip().startswith('{') and '\n' in text.strip(): return _read_jsonl(path, skipped, bad_lines, tag)
         raise DataError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     if isinstance(data, dict) and isinstance(data.get('data'), list): data = data['data']
     if isinstance(data, dict): data = [data]
@@ -71,7 +75,7 @@ def _read_json(path, skipped, bad_lines):
     rows = []
     for i, obj in enumerate(data):
         if isinstance(obj, dict): rows.append(obj)
-        else: skipped['bad_json'] += 1; bad_lines.append(i)
+        else: skipped['bad_json'] += 1; bad_lines.append(f'{tag}:item {i}' if tag else i)
     return rows
 
 def _coerce_csv(row, src):
@@ -86,9 +90,22 @@ def _coerce_csv(row, src):
         elif bool in ts and v.strip().lower() in ('true', 'false'): row[col] = v.strip().lower() == 'true'
     return row
 
-def _read_csv(path, src):
-    with open(path, encoding='utf-8', newline='') as f:
-        return [_coerce_csv(dict(r), src) for r in csv.DictReader(f)]
+def _read_csv(path, src, skipped, bad_lines, tag=''):
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))   # a long field is a length problem, counted later, not a crash
+    with open(path, encoding='utf-8-sig', newline='') as f:
+        reader = csv.DictReader(f)
+        rows = []
+        try:
+            for r in reader:
+                if None in r: skipped['bad_csv'] += 1; bad_lines.append(f'{tag}:{reader.line_num}' if tag else reader.line_num)
+                else: rows.append(_coerce_csv(r, src))
+        except csv.Error as e: raise DataError(f"{path}: not valid CSV at line {reader.line_num}: {e}") from None
+    return rows
+
+def _read_parquet(path):
+    import pyarrow.parquet as pq
+    try: return pq.read_table(path).to_pylist()
+    except Exception as e: raise DataError(f"{path}: not a readable Parquet file: {e}") from None
 
 # %% ../nbs/02_loading.ipynb #d3235fd5
 def _renamed(rows, mapping):
@@ -104,52 +121,112 @@ def _columns_of(rows):
     for r in rows: seen.update(dict.fromkeys(r))
     return list(seen)
 
-def _load_local(spec, src, path, split, skipped, bad_lines):
+def _column_problem(spec, src, rows, origin, any_bad, where):
+    "The message for rows (before `columns:` renaming) whose columns cannot be the source's, or None."
+    found = _columns_of(rows)
+    unmapped = [f'{k} <- {v}' for k, v in spec.columns.items() if v not in found]
+    if unmapped and (found or not any_bad):
+        return (f"{where}.columns: source {spec.name} ({origin}) has no column for {', '.join(unmapped)}; "
+                f"found {', '.join(found) or 'none'}")
+    mapped = [k for k in found if k not in spec.columns.values()] + [k for k, v in spec.columns.items() if v in found]
+    missing = [c for c in src.columns if c not in mapped]
+    if missing and (found or not any_bad):
+        return (f"source {spec.name} ({origin}): wrong columns: expected {', '.join(src.columns)}; "
+                f"found {', '.join(mapped) or 'none'} (missing {', '.join(missing)}); "
+                f"map them with `columns:` in the source entry")
+
+DATA_SUFFIXES = ('.jsonl', '.json', '.csv', '.parquet')
+_DOC_RE = re.compile(r'(?:readme|licen[cs]e|notice|citation|changelog|authors)(?:\.\w+)?|.*\.(?:md|txt|rst|ya?ml|py|lock|cff)'
+                     r'|dataset_infos?\.json', re.I)
+_SPLITS = {'train': ('train', 'training'), 'test': ('test', 'testing', 'eval', 'evaluation'),
+           'validation': ('validation', 'valid', 'val', 'dev')}
+
+def _split_named(rel: str, split: str) -> str | None:
+    "The split a file's path names (the deepest mention), or None."
+    words, found = {w: s for s, ws in _SPLITS.items() for w in ws}, None
+    words[split.lower()] = split
+    for w in re.split(r'[^a-z0-9]+', rel.lower()):
+        if w in words: found = words[w]
+    return found
+
+def _read_file(spec, src, p, skipped, bad_lines, tag=''):
+    suffix = p.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise DataError(f"source {spec.name}: {p}: expected a .jsonl, .json, .csv or .parquet file or a folder of them")
+    if suffix == '.parquet': return _read_parquet(p)
+    check_utf8(p)
+    if suffix == '.jsonl': return _read_jsonl(p, skipped, bad_lines, tag)
+    if suffix == '.json': return _read_json(p, skipped, bad_lines, tag)
+    return _read_csv(p, src, skipped, bad_lines, tag)
+
+def _read_folder(spec, src, p, split, skipped, bad_lines, files, unread, where):
+    data, other = [], []
+    for f in sorted(x for x in p.rglob('*') if x.is_file()):
+        rel = f.relative_to(p).as_posix()
+        if any(part.startswith('.') for part in f.relative_to(p).parts) or _DOC_RE.fullmatch(f.name): unread[rel] = 'not data'
+        elif f.suffix.lower() in DATA_SUFFIXES: data.append((rel, f))
+        else: other.append(rel)
+    if other:
+        raise DataError(f"source {spec.name}: folder {p} holds files that are not .jsonl, .json, .csv or .parquet: "
+                        f"{', '.join(other[:10])}{' …' if len(other) > 10 else ''}; move them out or point `path` at one file")
+    if not data: raise DataError(f"source {spec.name}: folder {p} holds no .jsonl, .json, .csv or .parquet file")
+    named = {rel: _split_named(rel, split) for rel, _ in data}
+    if any(named.values()):
+        named = {rel: s or 'train' for rel, s in named.items()}
+        if split not in named.values():
+            raise DataError(f"source {spec.name}: folder {p} has files of splits {', '.join(sorted(set(named.values())))}; "
+                            f"none of split {split!r} (set `split:` in the source entry)")
+    rows = []
+    for rel, f in data:
+        if named[rel] and named[rel] != split: unread[rel] = f'split {named[rel]}'; continue
+        before = sum(skipped.values())
+        got = _read_file(spec, src, f, skipped, bad_lines, tag=rel)
+        if msg := _column_problem(spec, src, got, f, sum(skipped.values()) > before, where): raise DataError(msg)
+        files[rel] = len(got)
+        rows += got
+    return rows
+
+def _load_local(spec, src, path, split, skipped, bad_lines, files, unread, where):
     p = Path(path)
     if not p.exists(): raise DataError(f"source {spec.name}: {path} does not exist")
     if p.is_dir():
-        import datasets
         if (p / 'dataset_dict.json').exists() or (p / 'state.json').exists():
+            import datasets
             ds = datasets.load_from_disk(str(p))
             if isinstance(ds, datasets.DatasetDict):
                 if split not in ds: raise DataError(f"source {spec.name}: {path} has splits {list(ds)}; no {split!r}")
                 ds = ds[split]
             return ds
-        for f in sorted(p.rglob('*')):
-            if f.is_file() and f.suffix in ('.jsonl', '.json', '.csv'): check_utf8(f)
-        return datasets.load_dataset(str(p), split=split)
-    check_utf8(p)
-    suffix = p.suffix.lower()
-    if suffix == '.jsonl': return _read_jsonl(p, skipped, bad_lines)
-    if suffix == '.json': return _read_json(p, skipped, bad_lines)
-    if suffix == '.csv': return _read_csv(p, src)
-    raise DataError(f"source {spec.name}: {path}: expected a .jsonl, .json or .csv file or a folder")
+        return _read_folder(spec, src, p, split, skipped, bad_lines, files, unread, where)
+    return _read_file(spec, src, p, skipped, bad_lines)
+
+def _source_for(spec, src, where):
+    "The registered source, typed by `options: {kind: ...}` for `local`; unknown options of a read source refused."
+    if src.generate is not None and not spec.path: return src
+    allowed = ('kind',) if spec.name == 'local' else ()
+    if src.generate is not None: allowed += tuple(spec.options)   # a generated source read from a file keeps its naming options
+    bad = [k for k in spec.options if k not in allowed]
+    if bad: raise DataError(f"{where}.options: source {spec.name} takes {'only kind' if allowed else 'no options'}; got {bad[0]!r}")
+    kind = spec.options.get('kind', 'text')
+    if kind not in KINDS: raise DataError(f"{where}.options.kind: expected one of {', '.join(KINDS)}; got {kind!r}")
+    return local_source(kind) if spec.name == 'local' else src
 
 def open_source(spec: SourceSpec, seed: int = 42, where: str = 'source') -> Opened:
     "Load one source's rows and check its columns; raise `DataError` before any formatting."
     if spec.name not in SOURCES:
         raise DataError(f"{where}: unknown source {spec.name!r}; known: {', '.join(sorted(SOURCES))}")
-    src, skipped, bad_lines = SOURCES[spec.name], Counter(), []
+    src, skipped, bad_lines, files, unread = SOURCES[spec.name], Counter(), [], {}, {}
+    src = _source_for(spec, src, where)
     split = spec.split or src.split
     if src.generate is not None and not spec.path:
         if spec.cap <= 0: raise DataError(f"{where}.cap: generated source {spec.name} needs cap > 0 (how many to make)")
         try: rows, origin = src.generate(2 * spec.cap, seed, split, **spec.options), f'generated:{spec.name}'
         except (TypeError, ValueError) as e: raise DataError(f"{where}.options: {e}") from None
     elif spec.path:
-        rows, origin = _load_local(spec, src, spec.path, split, skipped, bad_lines), spec.path
+        rows, origin = _load_local(spec, src, spec.path, split, skipped, bad_lines, files, unread, where), spec.path
     else:
         if not src.hub: raise DataError(f"{where}: source {spec.name} has no hub copy; give a `path`")
         import datasets
         rows, origin = datasets.load_dataset(src.hub, src.config, split=split), f'{src.hub}:{split}'
-    unmapped = [f'{k} <- {v}' for k, v in spec.columns.items() if v not in _columns_of(rows)]
-    if unmapped:
-        raise DataError(f"{where}.columns: source {spec.name} ({origin}) has no column for {', '.join(unmapped)}; "
-                        f"found {', '.join(_columns_of(rows)) or 'none'}")
-    rows = _renamed(rows, spec.columns)
-    found = _columns_of(rows)
-    missing = [c for c in src.columns if c not in found]
-    if missing and (found or not bad_lines):
-        raise DataError(f"source {spec.name} ({origin}): wrong columns: expected {', '.join(src.columns)}; "
-                        f"found {', '.join(found) or 'none'} (missing {', '.join(missing)}); "
-                        f"map them with `columns:` in the source entry")
-    return Opened(spec, src, origin, rows, skipped, bad_lines)
+    if msg := _column_problem(spec, src, rows, origin, bool(bad_lines), where): raise DataError(msg)
+    return Opened(spec, src, origin, _renamed(rows, spec.columns), skipped, bad_lines, files, unread)

@@ -4,33 +4,47 @@
 
 # %% ../nbs/02_sources.ipynb #51c18257
 from __future__ import annotations
-import re
+import dataclasses, functools, math, re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
 
 # %% auto #0
-__all__ = ['NUMBER', 'SOURCES', 'normalize_number', 'Skip', 'ends_with_answer', 'record', 'Source', 'register', 'check_row',
-           'format_row', 'strip_calc', 'fmt_gsm8k', 'fmt_svamp', 'parse_options', 'option_number', 'fmt_math_qa',
-           'fmt_aqua_rat', 'fmt_boolq', 'fmt_arc', 'fmt_alpaca', 'fmt_dolly', 'final_answer', 'fmt_mathinstruct',
-           'fmt_upstream', 'fmt_local']
+__all__ = ['KINDS', 'NUMBER', 'SOURCES', 'normalize_number', 'bad_number', 'Skip', 'ends_with_answer', 'record', 'answer_of',
+           'Source', 'register', 'check_row', 'format_row', 'strip_calc', 'fmt_gsm8k', 'fmt_svamp', 'parse_options',
+           'option_number', 'fmt_math_qa', 'fmt_aqua_rat', 'fmt_boolq', 'fmt_arc', 'fmt_alpaca', 'fmt_dolly',
+           'final_answer', 'fmt_mathinstruct', 'fmt_upstream', 'fmt_local', 'local_source']
 
 # %% ../nbs/02_sources.ipynb #8a14e5b1
+_sep_re = re.compile(r'[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:[eE][-+]?\d+)?')
+_plain_re = re.compile(r'([-+]?(?:\d+(?:\.\d*)?|\.\d+))(?:[eE]([-+]?\d+))?(?:/(\d+))?')
+
 def normalize_number(text) -> str | None:
-    "Canonical string of the number in `text` (`'1,000'`->`'1000'`, `'8.0'`->`'8'`, `'3/4'`->`'0.75'`), or None."
-    if isinstance(text, bool): return None
+    "Canonical string of the number in `text` (`'1,000'`->`'1000'`, `'8.0'`->`'8'`, `'3/4'`->`'0.75'`, `'1e3'`->`'1000'`), or None."
+    if isinstance(text, bool) or isinstance(text, (list, dict, tuple, set)) or text is None: return None
     if isinstance(text, (int, float)):
-        if text != text or text in (float('inf'), float('-inf')): return None
+        if not math.isfinite(text): return None
         text = repr(text)
-    s = str(text).strip().replace('$', '').replace('\u2212', '-')
-    s = re.sub(r'(?<=\d),(?=\d{3}\b)', '', s)
-    m = re.fullmatch(r'\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?)\s*%?\s*', s)
-    if not m: return None
-    try: value = Fraction(m.group(1))
+    s = str(text).strip().replace('$', '').replace('\u2212', '-').strip()
+    s = s[:-1].rstrip() if s.endswith('%') else s
+    if ',' in s:
+        if not _sep_re.fullmatch(s): return None
+        s = s.replace(',', '')
+    m = _plain_re.fullmatch(s)
+    if not m or (m.group(2) and m.group(3)) or (m.group(2) and abs(int(m.group(2))) > 30): return None
+    try: value = Fraction(m.group(1)) * (Fraction(10) ** int(m.group(2) or 0)) / int(m.group(3) or 1)
     except (ValueError, ZeroDivisionError): return None
     if value.denominator == 1: return str(value.numerator)
     out = f'{float(value):.6f}'.rstrip('0').rstrip('.')
     return out if out not in ('-0', '') else '0'
+
+_numberish_re = re.compile(r"[-+\u2212]?(?:nan|inf(?:inity)?|[$€£]?[\d.,' /]*\d[\d.,' /]*(?:e[-+]?\d+)?\s*%?)", re.I)
+
+def bad_number(value) -> bool:
+    "Whether `value` is written as a number that cannot be read as one (`NaN`, `inf`, `1.234,5`, `1.2.3`, `1e999`)."
+    if isinstance(value, float): return not math.isfinite(value)
+    if not isinstance(value, str): return False
+    return bool(_numberish_re.fullmatch(value.strip())) and normalize_number(value) is None
 
 # %% ../nbs/02_sources.ipynb #1d85bf78
 class Skip(Exception):
@@ -42,15 +56,34 @@ def ends_with_answer(completion: str, answer: str) -> str:
     return f'{body.rstrip()}\n#### {answer}' if body.strip() else f'#### {answer}'
 
 def record(prompt, completion, answer='', answer_type='') -> dict:
-    "One record; numeric answers are normalized and closed with `#### N`."
+    "One record; numeric answers are normalized and closed with `#### N`; malformed answers raise `Skip`."
     prompt, completion = prompt.strip(), completion.strip()
     if not prompt: raise Skip('empty_prompt')
     if not completion: raise Skip('empty_completion')
+    if isinstance(answer, (list, dict, tuple, set)): raise Skip('type:answer')
     if answer_type == 'number':
         answer = normalize_number(answer)
         if answer is None: raise Skip('bad_answer')
-    if answer_type: completion = ends_with_answer(completion, answer)
-    return dict(prompt=prompt, completion=completion, answer=answer or '', answer_type=answer_type)
+    elif answer_type and bad_number(answer): raise Skip('bad_answer')
+    if answer_type: completion = ends_with_answer(completion, str(answer))
+    return dict(prompt=prompt, completion=completion, answer=str(answer or ''), answer_type=answer_type)
+
+KINDS = ('math', 'label', 'text')
+
+def answer_of(value, kind: str = 'text') -> tuple[str, str]:
+    "(answer, answer_type) of a raw answer in a set of `kind` (math: numbers only; label: labels; text: either or none)."
+    if kind not in KINDS: raise ValueError(f"answer kind: expected one of {', '.join(KINDS)}; got {kind!r}")
+    if isinstance(value, (list, dict, tuple, set)): raise Skip('type:answer')
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if kind != 'text': raise Skip('no_answer')
+        return '', ''
+    if isinstance(value, bool):
+        if kind == 'math': raise Skip('type:answer')
+        return ('yes' if value else 'no'), 'label'
+    num = normalize_number(value)
+    if num is not None and kind != 'label': return num, 'number'
+    if kind == 'math' or bad_number(value): raise Skip('bad_answer')
+    return str(value).strip(), 'label'
 
 # %% ../nbs/02_sources.ipynb #8680428a
 NUMBER = 'number'  # int or float, not bool
@@ -81,13 +114,14 @@ def _type_ok(value, t) -> bool:
     return isinstance(value, t)
 
 def check_row(row: dict, src: Source) -> str | None:
-    "The reason `row` cannot be used (`missing:<col>` or `type:<col>`), or None."
+    "The reason `row` cannot be used (`missing:<col>` or `type:<col>`; an optional `answer` that is a list or dict too), or None."
     for col, t in src.columns.items():
         v = row.get(col)
         if v is None or (isinstance(v, str) and not v.strip() and col not in src.may_be_empty) \
            or (isinstance(v, (list, dict)) and not v):
             return f'missing:{col}'
         if not _type_ok(v, t): return f'type:{col}'
+    if 'answer' not in src.columns and isinstance(row.get('answer'), (list, dict)): return 'type:answer'
     return None
 
 def format_row(row: dict, src: Source) -> tuple[dict | None, str | None]:
@@ -209,13 +243,14 @@ register(Source('dolly', 'databricks/databricks-dolly-15k', dict(instruction=str
 _answer_is_re = re.compile(r'(?:answer\s+is|^answer)\s*:?\s*\$?\(?([^\n]*?)\)?\s*\$?\.?\s*$', re.I)
 
 def final_answer(text: str) -> tuple[str, str]:
-    "(answer, type) stated on the last line (`#### N`, `The answer is N`, `Answer: N`), or ('', '')."
+    "(answer, type) stated on the last line (`#### N`, `The answer is N`, `Answer: N`), or ('', ''); `Skip` for `NaN`-like numbers."
     lines = text.strip().splitlines()
     final = _final_hashes(text) or None
     if final is None and lines:
         m = _answer_is_re.search(lines[-1].strip())
         final = m.group(1) if m else None
     if not final: return '', ''
+    if bad_number(final): raise Skip('bad_answer')
     num = normalize_number(final)
     if num is not None: return num, 'number'
     if re.fullmatch(r'[A-E]', final.strip()): return final.strip(), 'label'
@@ -242,11 +277,13 @@ register(Source('upstream_sft', 'hemanthsbanur/Instruction_Response_SFT', dict(t
 register(Source('upstream_cot', 'hemanthsbanur/CoT', dict(text=str), fmt_upstream, 'unknown (see card)', kind='math'))
 
 # %% ../nbs/02_sources.ipynb #35d1346c
-def fmt_local(row):
-    ans = row.get('answer')
-    if ans in (None, ''): return record(row['prompt'], row['completion'])
-    num = normalize_number(ans)
-    return record(row['prompt'], row['completion'], num if num is not None else str(ans).strip(),
-                  'number' if num is not None else 'label')
+def fmt_local(row, kind='text'):
+    return record(row['prompt'], row['completion'], *answer_of(row.get('answer'), kind))
 
 register(Source('local', '', dict(prompt=str, completion=str), fmt_local, 'yours'))
+
+def local_source(kind: str = 'text') -> Source:
+    "The `local` source for answers of `kind` (math, label or text)."
+    if kind not in KINDS: raise ValueError(f"kind: expected one of {', '.join(KINDS)}; got {kind!r}")
+    src = SOURCES['local']
+    return src if kind == 'text' else dataclasses.replace(src, kind=kind, format=functools.partial(fmt_local, kind=kind))
