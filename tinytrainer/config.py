@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #0455ce8e
 from __future__ import annotations
-import copy, dataclasses, types, typing
+import copy, dataclasses, math, types, typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Literal, Union, get_args, get_origin, get_type_hints
@@ -44,8 +44,8 @@ class DataSpec:
     cot: list[SourceSpec] = _f([], 'sources of the chain-of-thought mixture')
     preference: list[SourceSpec] = _f([], 'prompts with reference answers for preference pairs; any prompt of another mixture is removed')
     eval: list[SourceSpec] = _f([], 'evaluation problems; training prompts found here are removed')
-    heldout_fraction: float = _f(0.02, 'share of each mixture kept out of training', min=0.0, max=0.5)
-    heldout_max: int = _f(500, 'at most this many held-out records per mixture', min=0)
+    heldout_fraction: float = _f(0.02, 'share of each mixture kept out of training (both splits non-empty)', gt=0.0, max=0.5)
+    heldout_max: int = _f(500, 'at most this many held-out records per mixture', min=1)
     seed: int = _f(42, 'seed of shuffles, caps and splits')
     dedupe: bool = _f(True, 'drop exact duplicate (prompt, completion) pairs')
     decontaminate: bool = _f(True, 'drop training records whose prompt appears in an eval set')
@@ -59,7 +59,7 @@ class ModelSpec:
     tokenizer: str = _f('', "tokenizer source if not the model's own")
     dtype: Literal['auto', 'float32', 'float16', 'bfloat16'] = _f('auto', 'weights dtype; auto follows the hardware')
     prompt_format: Literal['chat', 'alpaca'] = _f('chat', "the tokenizer's chat template or the upstream ### Instruction format")
-    max_len: int = _f(1024, 'longest sample in tokens', min=16)
+    max_len: int = _f(1024, 'longest sample in tokens (a chat template, a short problem and its answer need ~50)', min=64)
 
 @dataclass
 class LoraSpec:
@@ -79,12 +79,12 @@ class QuantSpec:
 @dataclass
 class TrainSpec:
     "The one training loop's knobs."
-    epochs: float = _f(1.0, 'passes over the training data', min=0.0)
-    max_steps: int = _f(0, 'stop after this many optimizer steps (0: epochs decide)', min=0)
-    lr: float = _f(2e-4, 'peak learning rate', min=0.0)
+    epochs: float = _f(1.0, 'passes over the training data (> 0 unless max_steps decides)', min=0.0, max=1000.0)
+    max_steps: int = _f(0, 'stop after this many optimizer steps (0: epochs decide)', min=0, max=1_000_000)
+    lr: float = _f(2e-4, 'peak learning rate', gt=0.0, max=1.0)
     schedule: Literal['cosine', 'linear', 'constant'] = _f('cosine', 'decay after warmup')
     warmup_ratio: float = _f(0.03, 'share of steps spent warming up', min=0.0, max=1.0)
-    weight_decay: float = _f(0.0, 'AdamW weight decay', min=0.0)
+    weight_decay: float = _f(0.0, 'AdamW weight decay', min=0.0, max=1.0)
     grad_clip: float = _f(1.0, 'clip the gradient norm (0: off)', min=0.0)
     tokens_per_step: int = _f(16384, 'completion+prompt tokens per optimizer step, all ranks together', min=1)
     micro_batch_tokens: int = _f(4096, 'tokens in one packed micro-batch row set per rank', min=16)
@@ -109,7 +109,7 @@ class CurateConfig:
 @dataclass
 class SFTConfig:
     "Stage 2: supervised fine-tuning of a LoRA/QLoRA adapter."
-    lora: LoraSpec = _f(None, 'the sft adapter')
+    lora: LoraSpec = _f(None, "the stage's adapter")
     quant: QuantSpec = _f(None, 'base quantization')
     train: TrainSpec = _f(None, 'the loop')
     def __post_init__(self):
@@ -125,8 +125,8 @@ class PreferenceConfig:
     n_prompts: int = _f(1000, 'training prompts to sample (from the curated preference mixture)', min=1)
     heldout_prompts: int = _f(100, 'held-out prompts whose pairs measure DPO (never trained on)', min=0)
     k: int = _f(4, 'samples per prompt', min=2)
-    temperature: float = _f(0.8, 'sampling temperature', min=0.0)
-    top_p: float = _f(0.95, 'nucleus sampling', min=0.0, max=1.0)
+    temperature: float = _f(0.8, 'sampling temperature', gt=0.0)
+    top_p: float = _f(0.95, 'nucleus sampling', gt=0.0, max=1.0)
     max_new_tokens: int = _f(256, 'longest response', min=1)
     pairs_per_prompt: int = _f(1, 'pairs kept per prompt', min=1)
     reference_fallback: bool = _f(True, 'use the reference solution as chosen when no sample is right')
@@ -140,7 +140,7 @@ class PreferenceConfig:
 class DPOConfig(SFTConfig):
     "Stage 5: direct preference optimisation of a new adapter on top of the stack."
     loss: Literal['sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo'] = _f('sigmoid', 'preference loss')
-    beta: float = _f(0.1, 'strength of the pull towards the reference', min=0.0)
+    beta: float = _f(0.1, 'strength of the pull towards the reference', gt=0.0)
     label_smoothing: float = _f(0.0, 'label noise for cdpo/rdpo', min=0.0, max=0.49)
 
 @dataclass
@@ -200,10 +200,13 @@ def _convert(value, t, where):
     if t is bool:
         if isinstance(value, bool): return value
     elif t is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
-            try: return float(value)
+        x = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool): x = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
+            try: x = float(value)
             except ValueError: pass
+        if x is not None and not math.isfinite(x): raise ConfigError(f"{where}: expected a finite number; got {value!r}")
+        if x is not None: return x
     elif t is int:
         if isinstance(value, int) and not isinstance(value, bool): return value
     elif t is str:
@@ -211,8 +214,9 @@ def _convert(value, t, where):
     raise ConfigError(f"{where}: expected {_type_name(t)}; got {value!r}")
 
 def _check_bounds(value, meta, where):
-    lo, hi = meta.get('min'), meta.get('max')
+    lo, hi, gt = meta.get('min'), meta.get('max'), meta.get('gt')
     if lo is not None and value < lo: raise ConfigError(f"{where}: must be >= {lo}; got {value!r}")
+    if gt is not None and value <= gt: raise ConfigError(f"{where}: must be > {gt}; got {value!r}")
     if hi is not None and value > hi: raise ConfigError(f"{where}: must be <= {hi}; got {value!r}")
 
 def from_dict(cls, data, where=''):
@@ -237,33 +241,38 @@ def to_dict(cfg):
     return dataclasses.asdict(cfg)
 
 # %% ../nbs/00_config.ipynb #5e64ccae
-def validate(cfg: Config) -> Config:
-    "Re-check every field and the rules that span fields; returns `cfg` or raises `ConfigError`."
-    from_dict(Config, to_dict(cfg))  # types, literals, bounds
-    import tinytrainer.ladder  # registers the generated sources
-    from tinytrainer.sources import SOURCES  # the registry lives with the formatters
-    for mix in ('sft', 'cot', 'preference', 'eval'):
-        for i, s in enumerate(getattr(cfg.curate.data, mix)):
-            if s.name not in SOURCES:
-                raise ConfigError(f"curate.data.{mix}[{i}].name: expected one of {', '.join(sorted(SOURCES))}; got {s.name!r}")
-    for stage in ('sft', 'cot', 'dpo'):
-        t = getattr(cfg, stage).train
-        if t.micro_batch_tokens < cfg.model.max_len:
-            raise ConfigError(f"{stage}.train.micro_batch_tokens: must be >= model.max_len ({cfg.model.max_len}) "
-                              f"so that one sample fits a row; got {t.micro_batch_tokens}")
-    if cfg.dpo.train.micro_batch_tokens < 2 * cfg.model.max_len:
-        raise ConfigError(f"dpo.train.micro_batch_tokens: must be >= 2 x model.max_len ({2 * cfg.model.max_len}): a pair's "
-                          f"chosen and rejected responses share a row; got {cfg.dpo.train.micro_batch_tokens}")
-    if not cfg.dpo.train.packing:
-        raise ConfigError('dpo.train.packing: must be true (chosen and rejected are packed into one row, each with its own positions)')
-    if cfg.preference.k > cfg.preference.batch_size:
-        raise ConfigError(f'preference.batch_size: must be >= preference.k ({cfg.preference.k}): one prompt\'s samples go in one call')
-    return cfg
+def validate(cfg: Config, import_scorer: bool = True) -> Config:
+    "Re-check every field and the rules that span fields (`tinytrainer.rules`); returns `cfg` or raises `ConfigError`."
+    from tinytrainer.rules import check_rules
+    from_dict(Config, to_dict(cfg))  # types, literals, finite numbers, bounds
+    return check_rules(cfg, import_scorer=import_scorer)
 
 # %% ../nbs/00_config.ipynb #d9f4a166
-def to_yaml(cfg: Config, path=None) -> str:
-    "The config as YAML text; also written to `path` if given."
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False)
+def _commented(obj, pad='', seen=None) -> list[str]:
+    "YAML lines of dataclass `obj`, each field under a comment line with its help (a section: its class's summary)."
+    seen, out, plain = set() if seen is None else seen, [], dataclasses.asdict(obj)
+    for f in fields(obj):
+        v, help = getattr(obj, f.name), f.metadata.get('help', '')
+        doc = type(v).__doc__ or '' if is_dataclass(v) else ''
+        help = ' '.join((help if doc.startswith(type(v).__name__ + '(') or not doc else doc).split())  # a section: its class's summary
+        if help: out.append(f'{pad}# {help}')
+        if is_dataclass(v):
+            out += [f'{pad}{f.name}:'] + _commented(v, pad + '  ', seen)
+            continue
+        item = get_args(_hints(type(obj))[f.name])
+        if item and is_dataclass(item[0]) and item[0] not in seen:  # a list of specs: their fields, once
+            seen.add(item[0])
+            out += [f'{pad}#   {g.name}: {g.metadata["help"]}' for g in fields(item[0]) if g.metadata.get('help')]
+        text = yaml.safe_dump({f.name: plain[f.name]}, sort_keys=False, default_flow_style=False, width=10**6)
+        out += [pad + line for line in text.splitlines()]
+    return out
+
+def to_yaml(cfg: Config, path=None, comments: bool = False) -> str:
+    "The config as YAML text (with each field's help as a comment above it if `comments`); also written to `path` if given."
+    if comments:
+        text = '\n'.join([f'# TinyTrainer config (preset {cfg.preset}); each field under its help. Load it with --config.']
+                         + _commented(cfg)) + '\n'
+    else: text = yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False)
     if path is not None: Path(path).write_text(text)
     return text
 
@@ -333,15 +342,15 @@ def _demo():
                           _src('ladder', 120, split='test', options=dict(family='word'))],
                     heldout_fraction=0.05, heldout_max=100)
     train = TrainSpec(epochs=1, max_steps=30, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
-                      eval_every=10, sample_every=15, save_every=15, time_budget_min=6)
+                      eval_every=10, sample_every=15, save_every=15)
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
                   preference=PreferenceConfig(n_prompts=100, heldout_prompts=200, k=4, max_new_tokens=64, pairs_per_prompt=3,
-                                               reference_fallback=False, time_budget_min=6),
+                                               reference_fallback=False),
                   dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=20, lr=3e-5, tokens_per_step=1024,
                                                                               micro_batch_tokens=1024, eval_every=10, sample_every=20,
-                                                                              save_every=10, time_budget_min=6)),
+                                                                              save_every=10)),
                   eval=EvalConfig(n_problems=50, max_new_tokens=64, batch_size=40))
 
 def _tiny():
@@ -368,7 +377,7 @@ def preset(name: str) -> Config:
     return PRESETS[name]()
 
 # %% ../nbs/00_config.ipynb #5d26fa87
-def load_config(preset_name: str | None = None, path=None, overrides=()) -> Config:
+def load_config(preset_name: str | None = None, path=None, overrides=(), import_scorer: bool = True) -> Config:
     "Preset, merged with a YAML file (if any), then `overrides` (`a.b=value`), validated."
     data = {}
     if path is not None:
@@ -378,4 +387,4 @@ def load_config(preset_name: str | None = None, path=None, overrides=()) -> Conf
     name = preset_name or data.get('preset') or 'demo'
     merged = _merge(to_dict(preset(name)), {**data, 'preset': name})
     for o in overrides: apply_override(merged, o)
-    return validate(from_dict(Config, merged))
+    return validate(from_dict(Config, merged), import_scorer=import_scorer)
