@@ -14,7 +14,7 @@ from .sources import KINDS, NUMBER, SOURCES, Source, local_source
 import tinytrainer.ladder  # registers the generated sources
 
 # %% auto #0
-__all__ = ['DATA_SUFFIXES', 'DataError', 'check_utf8', 'Opened', 'open_source']
+__all__ = ['DATA_SUFFIXES', 'DataError', 'check_utf8', 'Opened', 'open_source', 'length_skips', 'drop_too_long']
 
 # %% ../nbs/02_loading.ipynb #8166f405
 class DataError(ValueError):
@@ -230,3 +230,34 @@ def open_source(spec: SourceSpec, seed: int = 42, where: str = 'source') -> Open
         rows, origin = datasets.load_dataset(src.hub, src.config, split=split), f'{src.hub}:{split}'
     if msg := _column_problem(spec, src, rows, origin, bool(bad_lines), where): raise DataError(msg)
     return Opened(spec, src, origin, _renamed(rows, spec.columns), skipped, bad_lines, files, unread)
+
+# %% ../nbs/02_loading.ipynb #4d516db6
+def length_skips(recs, tokenizer, max_len: int, fmt: str = 'chat', whole: bool = False,
+                 chars_per_token: int = 64, batch: int = 1024) -> list[str | None]:
+    "Per record: `'prompt_too_long'`, `'too_long'` (only with `whole`) or None, as `tokenize_records` would treat it."
+    from tinytrainer.tokenization import encode_prompts, render_prompt
+    recs, out = list(recs), []
+    limit = max_len * chars_per_token
+    for i in range(0, len(recs), batch):
+        chunk = recs[i:i + batch]
+        texts = [render_prompt(tokenizer, r['prompt'], fmt) if len(r['prompt']) <= limit else None for r in chunk]
+        short = [t for t in texts if t is not None and len(t) <= limit]
+        ps = iter(encode_prompts(tokenizer, short) if short else [])
+        plens = [len(next(ps)) if t is not None and len(t) <= limit else None for t in texts]
+        if whole:
+            fits = [n is not None and n < max_len - 1 and len(r['completion']) <= limit for n, r in zip(plens, chunk)]
+            comps = iter(tokenizer([r['completion'] for r, ok in zip(chunk, fits) if ok], add_special_tokens=False)['input_ids']
+                         if any(fits) else [])
+        for j, (n, r) in enumerate(zip(plens, chunk)):
+            if n is None or n >= max_len - 1: out.append('prompt_too_long')
+            elif whole and (not fits[j] or n + len(next(comps)) + 1 > max_len): out.append('too_long')
+            else: out.append(None)
+    return out
+
+def drop_too_long(recs, tokenizer, max_len: int, why: Counter, fmt: str = 'chat', whole: bool = False) -> list:
+    "`recs` without those `length_skips` names; each one dropped is counted in `why` under its reason."
+    recs = list(recs)
+    reasons = length_skips(recs, tokenizer, max_len, fmt, whole)
+    for r in reasons:
+        if r: why[r] += 1
+    return [rec for rec, r in zip(recs, reasons) if r is None]
