@@ -12,7 +12,6 @@ from nbclient import NotebookClient
 from tinytrainer.cli import main
 from tinytrainer.config import preset
 from tinytrainer.kaggle import STAGES, slugify
-from tinytrainer.kernel import KernelSetupError, stage_function
 
 MOUNTS = ['{slug}', 'notebooks/alice/{slug}', 'kernels/alice/{slug}/output']
 SHORT = [f'{stage}.train.{k}={v}' for stage in ('sft', 'cot', 'dpo')                 # seconds per training stage
@@ -20,13 +19,8 @@ SHORT = [f'{stage}.train.{k}={v}' for stage in ('sft', 'cot', 'dpo')            
 
 
 def runnable_chain():
-    "The kernels from the first stage on whose stage functions this TinyTrainer has (a later stage needs the earlier)."
-    chain = []
-    for spec in STAGES:
-        try: stage_function(spec.func)
-        except KernelSetupError: break
-        chain.append(spec)
-    return chain
+    "The kernels in chain order (every stage of the pipeline that has a kernel)."
+    return list(STAGES)
 
 
 def outputs(cell):

@@ -7,13 +7,21 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 
-from .config import ConfigError, PRESETS, load_config, to_yaml
-from .kaggle import add_kaggle_commands, kaggle_command
+from . import __version__
 from .bench import add_bench_parser, cmd_bench
+from .config import ConfigError, PRESETS, load_config, to_yaml
+from .devtools import write_readme
+from .hardware import doctor_main
+from .kaggle import add_kaggle_commands, kaggle_command
+from .loading import DataError
+from .pipeline import STAGES, pipeline_plan, run_pipeline, stage, training_stages
+from .runs import RunConflict, find_run, read_manifest, run_dir
+from .stack import MergeError, merge_run, push_to_hub
+
 
 # %% auto #0
-__all__ = ['parser', 'config_from_args', 'cmd_curate', 'cmd_run', 'cmd_eval', 'cmd_preference', 'cmd_stage', 'stage_run',
-           'cmd_merge', 'cmd_push', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
+__all__ = ['USER_COMMANDS', 'COMMANDS', 'processes', 'parser', 'parse', 'config_from_args', 'show_report', 'cmd_stage', 'cmd_run',
+           'stage_run', 'cmd_merge', 'cmd_push', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
 
 # %% ../nbs/30_cli.ipynb #4974525d
 def _common(p: argparse.ArgumentParser):
@@ -24,95 +32,106 @@ def _common(p: argparse.ArgumentParser):
     p.add_argument('--output-root', help='folder holding the runs (default: runs)')
     p.add_argument('--force', action='store_true', help='replace a finished run of another config')
 
+def processes(text: str) -> int:
+    "`--num-processes`: a whole number of at least 1."
+    try: n = int(text)
+    except ValueError: n = 0
+    if n < 1: raise argparse.ArgumentTypeError(f'expected a whole number >= 1 (one process per GPU); got {text!r}')
+    return n
+
+def _sub(sub, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + '.', epilog=f'example: {example}',
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+USER_COMMANDS = ('run', 'config', 'merge', 'push', 'doctor', 'kaggle', 'bench')   # besides the stages; `readme` is for developers
+
 def parser() -> argparse.ArgumentParser:
+    "The `tinytrainer` parser: one subcommand per stage of `pipeline.STAGES`, and the tools around them."
     ap = argparse.ArgumentParser(prog='tinytrainer', description='Post-train a small LM in stages.')
-    sub = ap.add_subparsers(dest='command', required=True)
-    for name, help in [('curate', 'stage 1: curate the data mixtures'), ('run', 'run every stage in order'),
-                       ('config', 'print the resolved config'), ('sft', 'stage 2: supervised fine-tuning'),
-                       ('cot', 'stage 3: chain-of-thought adapter on the frozen SFT adapter'),
-                       ('preference', 'stage 4: preference pairs sampled from the CoT stack'),
-                       ('dpo', 'stage 5: DPO adapter on the frozen stack'),
-                       ('eval', 'stage 6: evaluate the base and every stage of the run, write the report')]:
-        _common(sub.add_parser(name, help=help))
-    for stage in ('run', 'sft', 'cot', 'preference', 'dpo'):
-        sub.choices[stage].add_argument('--num-processes', type=int, help='processes (default: one per GPU, or 1 on CPU)')
-    for stage in ('run', 'sft', 'cot'):
-        sub.choices[stage].add_argument('--dry-run', action='store_true', help='print the plan (tokens, steps, memory, time) without loading weights')
+    ap.add_argument('--version', action='version', version=f'tinytrainer {__version__}')
+    names = [s.name for s in STAGES] + list(USER_COMMANDS)
+    sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(names) + '}')
+    p = _sub(sub, 'run', 'run every stage in order (finished ones reused), then the evaluation report', 'tinytrainer run --preset demo')
+    _common(p)
+    p.add_argument('--num-processes', type=processes, help='processes (default: one per GPU, or 1 on CPU)')
+    p.add_argument('--dry-run', action='store_true', help='print the plan of every stage without loading weights')
+    for st in STAGES:
+        p = _sub(sub, st.name, st.help or f'the {st.name} stage', f'tinytrainer {st.name} --preset tiny')
+        _common(p)
+        if st.parallel: p.add_argument('--num-processes', type=processes, help='processes (default: one per GPU, or 1 on CPU)')
+        if st.plan: p.add_argument('--dry-run', action='store_true', help='print the plan (data, steps, memory, time) without loading weights')
+    p = _sub(sub, 'config', 'print the resolved config as YAML', 'tinytrainer config --preset kaggle-t4x2 --set sft.lora.r=8 > my.yaml')
+    _common(p)
+    p.add_argument('--comments', action='store_true', help="each field's help as a comment above it")
     for cmd, help in [('merge', "merge a run's adapter stack into the base weights"), ('push', "upload a run's adapter to the Hub")]:
-        p = sub.add_parser(cmd, help=help); _common(p)
-        p.add_argument('--stage', default='', help='the run whose stack is used (default: the last finished of dpo, cot, sft)')
+        p = _sub(sub, cmd, help, f'tinytrainer {cmd} --preset demo ' + ('--out merged/' if cmd == 'merge' else '--repo me/tiny-sft'))
+        _common(p)
+        p.add_argument('--stage', default='', help='the run whose stack is used (default: the last finished training stage)')
     sub.choices['merge'].add_argument('--out', type=Path, required=True, help='folder for the merged model (must be new or empty, unless --force)')
     sub.choices['merge'].add_argument('--dtype', default='bfloat16', choices=['float16', 'bfloat16', 'float32'])
     sub.choices['merge'].add_argument('--push', metavar='REPO', help='also upload the merged model to this Hub repo')
     sub.choices['push'].add_argument('--repo', required=True, help='Hub repo id, e.g. me/tinyllama-sft')
-    sub.add_parser('doctor', help='check the hardware and the installed packages')
+    _sub(sub, 'doctor', 'check the hardware and the installed packages', 'tinytrainer doctor')
     add_kaggle_commands(sub)
     add_bench_parser(sub)
-    r = sub.add_parser('readme', help='write README.md from nbs/index.ipynb')
+    r = sub.add_parser('readme', description='Write README.md from nbs/index.ipynb (for developers).')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
     return ap
+
+def parse(argv=None) -> argparse.Namespace:
+    "Parse `argv`; an unknown option is reported by the subcommand that got it."
+    ap = parser()
+    a, extra = ap.parse_known_args(argv)
+    if extra:
+        subs = next(x for x in ap._actions if isinstance(x, argparse._SubParsersAction))
+        sp = subs.choices[a.command]
+        nested = next((x for x in sp._actions if isinstance(x, argparse._SubParsersAction)), None)
+        (nested.choices[getattr(a, nested.dest)] if nested and getattr(a, nested.dest, None) else sp).error(
+            f"unrecognized arguments: {' '.join(extra)}")
+    return a
 
 def config_from_args(a):
     cfg = load_config(a.preset, a.config, a.set)
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
+
 # %% ../nbs/30_cli.ipynb #b0eea42f
-def cmd_curate(a):
-    from tinytrainer.curate import curate
-    cfg = config_from_args(a)
-    path = curate(cfg, name=a.name, force=a.force)
-    print((path / 'report.md').read_text().rstrip() + '\n')
-    print(f'report: {path / "report.md"}')
+def show_report(path: Path):
+    "After a stage from the command line: its report (without the sample answers), and where it is."
+    rep = path / 'report.md'
+    if rep.exists():
+        print(rep.read_text().split('## Sample answers')[0].rstrip() + '\n')
+        print(f'report: {rep}')
+
+def cmd_stage(a):
+    "Any stage from the command line (`tinytrainer <stage>`), or its plan with --dry-run."
+    st, cfg = stage(a.command), config_from_args(a)
+    if getattr(a, 'dry_run', False):
+        cur = run_dir(cfg.output_root, a.name or cfg.preset, 'curate')
+        print(st.plan(st, cfg, cur if read_manifest(cur) else None)); return 0
+    path = st.run(cfg, name=a.name, force=a.force, num_processes=getattr(a, 'num_processes', None), live=False)
+    show_report(path)
     return 0
 
 def cmd_run(a):
     "The main job: every stage in order (finished ones reused), then the report."
-    from tinytrainer.pipeline import run_pipeline, pipeline_plan
     cfg = config_from_args(a)
     if a.dry_run:
         print(pipeline_plan(cfg, a.name)); return 0
     run_pipeline(cfg, name=a.name, force=a.force, num_processes=a.num_processes, live=False)
     return 0
 
-def cmd_eval(a):
-    "Stage 6 from the command line: evaluate, print the scores and stages, say where the report is."
-    from tinytrainer.eval import run_eval
-    path = run_eval(config_from_args(a), name=a.name, force=a.force, live=False)
-    print((path / 'report.md').read_text().split('## Sample answers')[0].rstrip() + '\n')
-    print(f'report: {path / "report.md"}')
-    return 0
-
-def cmd_preference(a):
-    from tinytrainer.preference import run_preference
-    path = run_preference(config_from_args(a), name=a.name, force=a.force, num_processes=a.num_processes)
-    if (path / 'report.md').exists(): print((path / 'report.md').read_text())
-    return 0
-
-def cmd_stage(a):
-    "A training stage (`sft`, `cot`, `dpo`) from the command line, or its plan with --dry-run."
-    from tinytrainer.stage import run_stage
-    cfg = config_from_args(a)
-    if getattr(a, 'dry_run', False):
-        from tinytrainer.plan import plan_stage
-        from tinytrainer.runs import read_manifest, run_dir
-        cur = run_dir(cfg.output_root, a.name or cfg.preset, 'curate')
-        print(plan_stage(cfg, a.command, cur if read_manifest(cur) else None))
-        return 0
-    run_stage(cfg, a.command, name=a.name, force=a.force, num_processes=a.num_processes, live=False)
-    return 0
-
 def stage_run(cfg, name: str | None, stage: str = '') -> Path:
-    "The finished run of `stage`, or of the last stage that has one (dpo, cot, sft)."
-    from tinytrainer.runs import find_run, read_manifest, run_dir
+    "The finished run of `stage`, or of the last training stage that has one."
     name = name or cfg.preset
     if stage: return find_run(cfg.output_root, name, stage)[0]
-    for s in ('dpo', 'cot', 'sft'):
-        if read_manifest(run_dir(cfg.output_root, name, s)): return run_dir(cfg.output_root, name, s)
-    raise FileNotFoundError(f'no finished sft, cot or dpo run under {Path(cfg.output_root) / name}; train one first (tinytrainer sft)')
+    for s in reversed(training_stages()):
+        if read_manifest(run_dir(cfg.output_root, name, s.name)): return run_dir(cfg.output_root, name, s.name)
+    names = ', '.join(s.name for s in training_stages())
+    raise FileNotFoundError(f'no finished run of {names} under {Path(cfg.output_root) / name}; train one first (tinytrainer sft)')
 
 def cmd_merge(a):
-    from tinytrainer.stack import merge_run, push_to_hub
     run = stage_run(config_from_args(a), a.name, a.stage)
     out = merge_run(run, a.out, dtype=a.dtype, force=a.force)
     print(f'merged {run} -> {out} ({a.dtype}); load it with AutoModelForCausalLM.from_pretrained({str(out)!r})')
@@ -120,35 +139,33 @@ def cmd_merge(a):
     return 0
 
 def cmd_push(a):
-    from tinytrainer.stack import push_to_hub
     run = stage_run(config_from_args(a), a.name, a.stage)
     print(f'pushed {run / "adapter"}: {push_to_hub(run / "adapter", a.repo)}')
     return 0
 
-def cmd_doctor(a):
-    from tinytrainer.hardware import doctor_main
-    return doctor_main([])
+def cmd_doctor(a): return doctor_main([])
 
 def cmd_config(a):
-    print(to_yaml(config_from_args(a)), end='')
+    print(to_yaml(config_from_args(a), comments=a.comments), end='')
     return 0
 
-def cmd_readme(a):
-    from tinytrainer.devtools import write_readme
-    return write_readme(check=a.check)
+def cmd_readme(a): return write_readme(check=a.check)
+
+COMMANDS = dict(run=cmd_run, config=cmd_config, readme=cmd_readme, doctor=cmd_doctor, merge=cmd_merge, push=cmd_push,
+                kaggle=kaggle_command, bench=cmd_bench)
 
 def main(argv=None) -> int:
     "Entry point of the `tinytrainer` command."
-    a = parser().parse_args(argv)
-    from tinytrainer.loading import DataError
-    from tinytrainer.runs import RunConflict
-    from tinytrainer.stack import MergeError
-    cmds = dict(curate=cmd_curate, run=cmd_run, config=cmd_config, readme=cmd_readme, sft=cmd_stage, cot=cmd_stage, dpo=cmd_stage, preference=cmd_preference, eval=cmd_eval, doctor=cmd_doctor,
-                merge=cmd_merge, push=cmd_push, kaggle=kaggle_command, bench=cmd_bench)
-    try: return cmds[a.command](a)
+    a = parse(argv)
+    try: return COMMANDS.get(a.command, cmd_stage)(a)
     except (ConfigError, DataError, RunConflict, MergeError, FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f'\ntinytrainer {a.command}: interrupted. Finished stages and the last checkpoint are kept: the same command '
+              'resumes from there.', file=sys.stderr)
+        return 130
+
 
 # %% ../nbs/30_cli.ipynb #fa6c5a0b
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # `python -m tinytrainer.cli` (torchrun, accelerate launch); not in the notebook

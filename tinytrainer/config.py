@@ -11,14 +11,15 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from .rules import ConfigError, check_rules
+
 # %% auto #0
-__all__ = ['PRESETS', 'ConfigError', 'SourceSpec', 'DataSpec', 'ModelSpec', 'LoraSpec', 'QuantSpec', 'TrainSpec', 'CurateConfig',
-           'SFTConfig', 'CoTConfig', 'PreferenceConfig', 'DPOConfig', 'EvalConfig', 'Config', 'from_dict', 'to_dict',
-           'validate', 'to_yaml', 'apply_override', 'preset', 'load_config']
+__all__ = ['PRESETS', 'SourceSpec', 'DataSpec', 'ModelSpec', 'LoraSpec', 'QuantSpec', 'TrainSpec', 'CurateConfig', 'SFTConfig',
+           'CoTConfig', 'PreferenceConfig', 'DPOConfig', 'EvalConfig', 'Config', 'from_dict', 'to_dict', 'validate',
+           'to_yaml', 'apply_override', 'preset', 'load_config']
 
 # %% ../nbs/00_config.ipynb #9bd11203
-class ConfigError(ValueError):
-    "A config value that cannot be used; the message names the field and what it accepts."
+# `ConfigError` lives with the rules (`tinytrainer.rules`), which import nothing of this module: no import circle.
 
 # %% ../nbs/00_config.ipynb #dfa2e9cc
 def _f(default, help='', **meta):
@@ -243,7 +244,6 @@ def to_dict(cfg):
 # %% ../nbs/00_config.ipynb #5e64ccae
 def validate(cfg: Config, import_scorer: bool = True) -> Config:
     "Re-check every field and the rules that span fields (`tinytrainer.rules`); returns `cfg` or raises `ConfigError`."
-    from tinytrainer.rules import check_rules
     from_dict(Config, to_dict(cfg))  # types, literals, finite numbers, bounds
     return check_rules(cfg, import_scorer=import_scorer)
 

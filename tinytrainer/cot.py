@@ -7,13 +7,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Config
+from .plan import lm_stage_plan
+from .runs import Kernel, Stage
 from .stage import run_stage
 
+
 # %% auto #0
-__all__ = ['run_cot']
+__all__ = ['STAGE', 'run_cot']
 
 # %% ../nbs/12_cot.ipynb #5f262454
+STAGE = Stage('cot', after='sft', trains=True, runner=run_stage, mixture='cot', parallel=True, plan=lm_stage_plan,
+              help='stage 3: a chain-of-thought adapter stacked on the frozen SFT adapter',
+              kernel=Kernel('TinyTrainer 3 CoT', '12_cot.ipynb', gpu=True,
+                            what='chain-of-thought: the `cot` adapter stacked on the frozen `sft` adapter'))
+
 def run_cot(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
             live: bool | None = None) -> Path:
     "Stage 3: train the `cot` adapter on top of the frozen SFT adapter of the run `name`."
-    return run_stage(cfg, 'cot', name=name, force=force, num_processes=num_processes, live=live)
+    return STAGE.run(cfg, name=name, force=force, num_processes=num_processes, live=live)
+

@@ -7,19 +7,24 @@ from __future__ import annotations
 import hashlib, json, random, re, time
 from collections import Counter
 from pathlib import Path
+from typing import get_type_hints
 
-from .config import Config, SourceSpec, to_dict
+from .assets import load_tokenizer
+from .config import Config, DataSpec, SFTConfig, SourceSpec, to_dict
 from .loading import DataError, Opened, open_source
-from .runs import atomic_write, fingerprint, finish_run, prepare_run, run_lock, write_json
+from .runs import Kernel, Stage, atomic_write, fingerprint, finish_run, run_once, write_json
 from .sources import format_row
 
 # %% auto #0
-__all__ = ['MIXES', 'COLUMNS', 'norm', 'set_name', 'format_source', 'build_mixture', 'split_heldout', 'token_lengths',
-           'percentiles', 'report_markdown', 'plot_lengths', 'curate_fingerprint', 'open_all', 'curate', 'save_splits',
-           'data_fingerprint', 'load_curated']
+__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'SPLITS', 'COLUMNS', 'STAGE', 'norm', 'set_name', 'format_source', 'build_mixture',
+           'split_heldout', 'token_lengths', 'percentiles', 'report_markdown', 'plot_lengths', 'curate_fingerprint',
+           'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint', 'load_curated']
 
 # %% ../nbs/10_curate.ipynb #f5edf618
-MIXES = ('sft', 'cot', 'preference')
+EVAL = 'eval'   # the mixture of evaluation problems
+MIXES = tuple(n for n, t in get_type_hints(DataSpec).items() if t == list[SourceSpec] and n != EVAL)   # training mixtures, in order
+LM_MIXES = tuple(m for m in MIXES if issubclass(get_type_hints(Config)[m], SFTConfig))   # LM-trained, with a held-out split
+SPLITS = (EVAL, *(f'{m}_{s}' for m in LM_MIXES for s in ('train', 'heldout')), *(m for m in MIXES if m not in LM_MIXES))
 COLUMNS = ('prompt', 'completion', 'answer', 'answer_type', 'source', 'set')
 
 def norm(text: str) -> str:
@@ -107,7 +112,7 @@ def report_markdown(rep: dict) -> str:
              f"Tokenizer: `{rep['tokenizer']}`. Seed {rep['seed']}. Token lengths count prompt + completion.", '']
     for mix in ('eval',) + MIXES:
         m = rep['mixtures'][mix]
-        head = f"## {mix}: {m['train']} records" + (f" + {m['heldout']} held out" if mix in ('sft', 'cot') else '')
+        head = f"## {mix}: {m['train']} records" + (f" + {m['heldout']} held out" if mix in LM_MIXES else '')
         lines += [head, '', '| set | licence | rows | kept | skipped (reason: count) | p50 | p90 | p99 | max |',
                   '|---|---|---:|---:|---|---:|---:|---:|---:|']
         for s in m['sources']:
@@ -159,15 +164,10 @@ def curate(cfg: Config, name: str | None = None, force: bool = False, tokenizer=
     "Run stage 1 for `cfg`; returns the run directory (reused if already finished with this config)."
     name, t0 = name or cfg.preset, time.time()
     fp = curate_fingerprint(cfg)
-    with run_lock(cfg.output_root, name):
-        path, status = prepare_run(cfg.output_root, name, 'curate', fp, force=force)
-        if status == 'reuse':
-            if not quiet: print(f'curate: reusing the finished run in {path}')
-            return path
-        return _curate(cfg, name, fp, path, tokenizer, quiet, t0)
+    return run_once(cfg.output_root, name, 'curate', fp, lambda path, status: _curate(cfg, name, fp, path, tokenizer, quiet, t0),
+                    force=force, quiet=quiet)
 
 def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
-    from tinytrainer.assets import load_tokenizer
     d = cfg.curate.data
     opened = open_all(cfg)
     tok = tokenizer or load_tokenizer(cfg.model.name, cfg.model.tokenizer)
@@ -179,7 +179,7 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
     splits, rep = {'eval': evals}, dict(name=name, seed=d.seed, tokenizer=getattr(tok, 'name_or_path', str(tok)),
                                         mixtures={'eval': dict(train=len(evals), heldout=0, sources=estats)})
     trained = set()
-    for mix in ('sft', 'cot'):
+    for mix in LM_MIXES:
         recs, stats = build_mixture(opened[mix], d.seed, eval_prompts, d.dedupe, d.decontaminate)
         train, held = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, mix)
         splits[f'{mix}_train'], splits[f'{mix}_heldout'] = train, held
@@ -204,7 +204,17 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
                data_fingerprint=data_fingerprint(splits), counts={k: len(v) for k, v in splits.items()},
                name=name, preset=cfg.preset, base_model=cfg.model.name)
     if not quiet: print(f'curate: wrote {path} in {rep["seconds"]} s')
-    return path
+
+def curate_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
+    "What curation will read, without reading it."
+    d = cfg.curate.data
+    return f"curate: {sum(len(getattr(d, m)) for m in ('eval',) + MIXES)} sources into the eval split and the {', '.join(MIXES)} mixtures"
+
+STAGE = Stage('curate', after=None, trains=False, plan=curate_plan,
+              runner=lambda st, cfg, name=None, force=False, num_processes=None, live=None: curate(cfg, name=name, force=force),
+              help='stage 1: curate the data mixtures and the evaluation sets',
+              kernel=Kernel('TinyTrainer 1 curate', '10_curate.ipynb', gpu=False,
+                            what='curate the training mixtures and the evaluation sets into one clean, capped, deduplicated dataset'))
 
 # %% ../nbs/10_curate.ipynb #5e231523
 def _features():
@@ -230,6 +240,6 @@ def load_curated(path):
     "The curated splits of a finished curate run (every split, empty ones included)."
     import datasets
     dd = datasets.load_from_disk(str(Path(path) / 'data'))
-    for k in ('eval', 'sft_train', 'sft_heldout', 'cot_train', 'cot_heldout', 'preference'):
+    for k in SPLITS:
         if k not in dd: dd[k] = datasets.Dataset.from_dict({c: [] for c in COLUMNS}, features=_features())
     return dd

@@ -4,17 +4,21 @@
 
 # %% ../nbs/14_dpo.ipynb #228d706f
 from __future__ import annotations
-import json, math
+import contextlib, json, math
 from pathlib import Path
 
 from .config import Config, DPOConfig
-from .runs import atomic_write, read_json
-from .tokenization import IGNORE, encode_prompts, eos_id, render_prompt
-from .train import label_positions, lm_forward
+from .model import activate_stack, active_adapters
+from .preference import load_pairs
+from .runs import Kernel, Stage, atomic_write, read_json
+from .stage import run_stage
+from .tokenization import IGNORE, encode_prompts, eos_id, make_rows, render_prompt
+from .train import collate, label_positions, lm_forward
+
 
 # %% auto #0
-__all__ = ['LOSSES', 'METRICS', 'preference_loss', 'sequence_logps', 'dpo_loss_fn', 'tokenize_pairs', 'pair_logps',
-           'reference_logps', 'dpo_examples', 'run_dpo']
+__all__ = ['LOSSES', 'METRICS', 'STAGE', 'preference_loss', 'sequence_logps', 'dpo_loss_fn', 'tokenize_pairs', 'pair_logps',
+           'reference_logps', 'dpo_examples', 'dpo_objective', 'dpo_plan', 'run_dpo']
 
 # %% ../nbs/14_dpo.ipynb #bfe76f44
 LOSSES = ('sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo')
@@ -88,8 +92,6 @@ def tokenize_pairs(pairs: list[dict], tokenizer, fmt: str, max_len: int) -> tupl
 # %% ../nbs/14_dpo.ipynb #b442148d
 def _without_dpo(model):
     "A context with the `dpo` adapter switched off (the rest of the stack stays on), restoring it after."
-    import contextlib
-    from tinytrainer.model import activate_stack, active_adapters
     @contextlib.contextmanager
     def ctx():
         names = active_adapters(model)
@@ -104,8 +106,6 @@ def _without_dpo(model):
 def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device) -> dict:
     "{example key: [chosen log-prob, rejected log-prob]} of `model`, in eval mode, without gradients."
     import torch
-    from tinytrainer.tokenization import make_rows
-    from tinytrainer.train import collate
     out, was = {}, model.training
     model.eval()
     with torch.no_grad():
@@ -134,9 +134,8 @@ def reference_logps(acc, model, examples: list[dict], run_dir, capacity: int, pa
     return read_json(path)
 
 # %% ../nbs/14_dpo.ipynb #ab625b7b
-def dpo_examples(cfg: Config, stage: str, tok, data_dir, acc, model, run_dir) -> dict:
-    "Training data of the DPO stage: the preference run's pairs with their reference log-probs, and the DPO loss."
-    from tinytrainer.preference import load_pairs
+def dpo_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) -> dict:
+    "Training data of the DPO stage: the preference run's pairs with their reference log-probs."
     pairs = load_pairs(data_dir)
     fmt, max_len, cap = cfg.model.prompt_format, cfg.model.max_len, cfg.dpo.train.micro_batch_tokens
     train, counts = tokenize_pairs([p for p in pairs if p['split'] == 'train'], tok, fmt, max_len)
@@ -146,10 +145,26 @@ def dpo_examples(cfg: Config, stage: str, tok, data_dir, acc, model, run_dir) ->
     ref = reference_logps(acc, model, train + held, run_dir, cap, tok.pad_token_id)
     for e in train + held: e['ref'] = ref[e['key']]
     prompts = [p['prompt'] for p in pairs if p['split'] == 'heldout'][:3] or [p['prompt'] for p in pairs][:3]
-    return dict(train=train, heldout=held, prompts=prompts, counts=counts, loss_fn=dpo_loss_fn(cfg.dpo))
+    return dict(train=train, heldout=held, prompts=prompts, counts=counts)
+
+def dpo_objective(cfg: Config):
+    "The DPO stage's objective: the loss of `dpo.loss` with its reward metrics."
+    return dpo_loss_fn(cfg.dpo)
+
+def dpo_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
+    "What the DPO stage will do, without loading weights."
+    d, pc = cfg.dpo, cfg.preference
+    steps = f'{d.train.max_steps} steps' if d.train.max_steps else f'{d.train.epochs:g} epochs'
+    return (f'dpo: loss {d.loss} (beta {d.beta}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
+            f'{pc.n_prompts * pc.pairs_per_prompt} pairs')
+
+STAGE = Stage('dpo', after='preference', trains=True, runner=run_stage, examples=dpo_examples, objective=dpo_objective,
+              data_from='preference', parallel=True, plan=dpo_plan,
+              help='stage 5: a DPO adapter on the frozen stack, trained on the preference pairs',
+              kernel=Kernel('TinyTrainer 5 DPO', '14_dpo.ipynb', gpu=True, what='direct preference optimisation on those pairs'))
 
 def run_dpo(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
             live: bool | None = None) -> Path:
     "Stage 5: train the `dpo` adapter on the preference pairs of the run `name`, on top of its frozen stack."
-    from tinytrainer.stage import run_stage
-    return run_stage(cfg, 'dpo', name=name, force=force, num_processes=num_processes, live=live)
+    return STAGE.run(cfg, name=name, force=force, num_processes=num_processes, live=live)
+

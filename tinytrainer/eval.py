@@ -9,19 +9,23 @@ from collections import Counter
 from pathlib import Path
 
 from .config import Config, to_dict, to_yaml
+from .curate import LM_MIXES, curate, load_curated
 from .evaluate import Score, evaluate_exact_match
-from .generate import model_device
+from .generate import generate, model_device
+from .hardware import run_precision
 from .launch import in_notebook
+from .model import default_device, load_base, load_stack
 from .report import REPORT_FILES, show_report, write_report
-from .runs import RunConflict, fingerprint, finish_run, prepare_run, read_json, read_manifest
-from .runs import atomic_write, run_dir, run_lock, write_json
+from .runs import Kernel, Stage, RunConflict, fingerprint, finish_run, read_json, read_manifest
+from .runs import atomic_write, run_dir, run_once, write_json
 from .stack import adapters, base_seed, resolve_stack
-from .train import read_metrics
+from .tokenization import label_tokens, tokenize_records
+from .train import eval_loss, read_metrics
 
 # %% auto #0
-__all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'eval_problems', 'stage_order', 'stage_models', 'heldout_loss', 'set_scores',
-           'evaluate_model', 'evaluate_folder', 'use_adapters', 'load_models', 'eval_settings', 'stage_info',
-           'run_eval']
+__all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'STAGE', 'eval_problems', 'trained_runs', 'stage_models', 'heldout_loss',
+           'set_scores', 'evaluate_model', 'evaluate_folder', 'use_adapters', 'load_models', 'eval_settings',
+           'stage_info', 'run_eval', 'eval_plan']
 
 # %% ../nbs/15_eval.ipynb #63b8fac8
 CHECKABLE = ('number', 'label')
@@ -38,16 +42,18 @@ def eval_problems(cfg: Config, data) -> list[dict]:
     return out
 
 # %% ../nbs/15_eval.ipynb #f4c7488b
-def stage_order() -> list[str]:
-    "The training stages in pipeline order (the keys of `tinytrainer.stage.PREVIOUS`)."
-    from tinytrainer.stage import PREVIOUS
-    return list(PREVIOUS)
+def trained_runs(root, name: str) -> list[tuple[str, dict]]:
+    "(stage, manifest) of every finished run under `root/name` that trained an adapter, shallowest stack first."
+    folder, out = Path(root) / name, []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        man = read_manifest(path) if path.is_dir() else None
+        if man and man.get('adapters') and man['adapters'][-1]['name'] == path.name: out.append((path.name, man))
+    return sorted(out, key=lambda sm: len(sm[1]['adapters']))
 
 def stage_models(cfg: Config, name: str) -> list[dict]:
     "The models to evaluate: the base, then the base with each prefix of the deepest finished stack."
     root = cfg.output_root
-    finished = [(s, m) for s in stage_order() if (m := read_manifest(run_dir(root, name, s)))
-                and m.get('adapters') and m['adapters'][-1]['name'] == s]      # stages that trained an adapter
+    finished = trained_runs(root, name)
     models = [dict(label='base', stage='base', adapters=[])]
     if not finished: return models
     top, man = finished[-1]
@@ -65,7 +71,7 @@ def stage_models(cfg: Config, name: str) -> list[dict]:
     return models
 
 # %% ../nbs/15_eval.ipynb #0c193740
-HELDOUT = {'sft_heldout': 'sft', 'cot_heldout': 'cot'}   # held-out split -> the stage whose settings tokenize it
+HELDOUT = {f'{m}_heldout': m for m in LM_MIXES}   # held-out split -> the stage whose settings tokenize it
 KINDS = {'number': 'exact match', 'label': 'label accuracy'}
 
 class _OneProcess:
@@ -78,8 +84,6 @@ class _OneProcess:
 
 def heldout_loss(model, tokenizer, records, cfg: Config, stage: str) -> dict | None:
     "Mean token loss (and perplexity) of `model` on held-out `records`, tokenized and packed as `stage` trains."
-    from tinytrainer.tokenization import label_tokens, tokenize_records
-    from tinytrainer.train import eval_loss
     spec = getattr(cfg, stage).train
     examples, _ = tokenize_records(list(records), tokenizer, cfg.model.prompt_format, cfg.model.max_len,
                                    spec.train_on_prompt, spec.overlong)
@@ -103,7 +107,6 @@ def set_scores(rows: list[dict]) -> dict:
 # %% ../nbs/15_eval.ipynb #30fb68bd
 def evaluate_model(model, tokenizer, cfg: Config, data, label: str = 'model') -> dict:
     "Everything the report says about one model: per-set scores, held-out losses, free-form answers, each problem's row."
-    from tinytrainer.generate import generate
     t0, e, fmt = time.time(), cfg.eval, cfg.model.prompt_format
     problems = eval_problems(cfg, data)
     _, rows = evaluate_exact_match(model, tokenizer, problems, fmt, e.max_new_tokens, e.batch_size)
@@ -120,8 +123,6 @@ def evaluate_folder(cfg: Config, folder, name: str | None = None, label: str | N
     "`evaluate_model` on a model saved as a plain folder (a merged model), on the curated data of run `name`."
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from tinytrainer.curate import load_curated
-    from tinytrainer.model import default_device
     folder, name = Path(folder), name or cfg.preset
     tok = AutoTokenizer.from_pretrained(folder)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
@@ -143,8 +144,6 @@ def use_adapters(model, names: list[str]):
 
 def load_models(cfg: Config, models: list[dict], device=None):
     "(model, tokenizer, precision): the base of `cfg.model` (quantized as SFT trained on it) with every adapter loaded."
-    from tinytrainer.model import load_base, load_stack
-    from tinytrainer.stage import run_precision
     precision = run_precision(cfg)
     base, tok = load_base(cfg.model, cfg.sft.quant, precision, device=device, seed=base_seed(cfg))
     stack = models[-1]['adapters']
@@ -166,10 +165,12 @@ def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
         last = lambda k: next((x[k] for x in reversed(metrics) if k in x), None)
         out.append(dict(stage=m['stage'], wall_s=man.get('wall_s'), steps=(man.get('result') or {}).get('step'),
                         train_loss=last('loss'), eval_loss=last('eval_loss'), run=m['run'], fingerprint=m['fingerprint']))
-    pref = read_manifest(run_dir(cfg.output_root, name, 'preference'))
-    if pref:   # no model of its own: its row goes before DPO's
-        at = next((i for i, s in enumerate(out) if s['stage'] == 'dpo'), len(out))
-        out.insert(at, dict(stage='preference', wall_s=pref.get('wall_s')))
+    used = {m['stage'] for m in models}
+    for path in sorted((Path(cfg.output_root) / name).iterdir()):   # stages on a stack without a model of their own (preference)
+        man = read_manifest(path) if path.is_dir() and path.name not in used else None
+        if not man or man.get('stage') != path.name or not man.get('adapters'): continue
+        at = next((i for i, s in enumerate(out) if path.name in (read_manifest(s.get('run', '')) or {}).get('inputs', {})), len(out))
+        out.insert(at, dict(stage=path.name, wall_s=man.get('wall_s')))
     return out
 
 def _stale(path, cfg: Config) -> bool:
@@ -178,29 +179,37 @@ def _stale(path, cfg: Config) -> bool:
     return man is not None and man.get('config', {}).get('eval') == to_dict(cfg.eval)
 
 # %% ../nbs/15_eval.ipynb #e92dcc21
-def run_eval(cfg: Config, name: str | None = None, force: bool = False, live: bool | None = None) -> Path:
-    "Stage 6: evaluate the base and every stack of the run `name`, write the report; reused while nothing changed."
-    from tinytrainer.curate import curate
+def run_eval(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
+             live: bool | None = None) -> Path:
+    """Stage 6: evaluate the base and every stack of the run `name`, write the report; reused while nothing changed.
+    One process (`num_processes` is accepted for the Stage contract; evaluation is not sharded)."""
     name, t0, root = name or cfg.preset, time.time(), cfg.output_root
     data_dir = curate(cfg, name=name, quiet=True)
     settings = eval_settings(cfg)
     models = stage_models(cfg, name)
     inputs = dict(curate=read_manifest(data_dir)['data_fingerprint'], **{m['stage']: m['fingerprint'] for m in models[1:]})
     fp = fingerprint('eval', settings, inputs)
-    with run_lock(root, name):
-        path = run_dir(root, name, 'eval')
-        if not force and (read_manifest(path) or {}).get('fingerprint', fp) != fp and _stale(path, cfg):
-            print(f'eval: the stages evaluated in {path} have changed since: evaluating again')
-            force = True
-        path, status = prepare_run(root, name, 'eval', fp, force=force, resumable=True)
-        if status == 'reuse': print(f'eval: reusing the finished run in {path}')
-        else: _evaluate(cfg, name, fp, path, status, data_dir, models, settings, inputs, t0)
+    path = run_dir(root, name, 'eval')
+    if not force and (read_manifest(path) or {}).get('fingerprint', fp) != fp and _stale(path, cfg):
+        print(f'eval: the stages evaluated in {path} have changed since: evaluating again')
+        force = True
+    path = run_once(root, name, 'eval', fp, lambda path, status: _evaluate(cfg, name, fp, path, status, data_dir, models,
+                                                                          settings, inputs, t0), force=force, resumable=True)
     if in_notebook() if live is None else live: show_report(path)
     return path
 
+def eval_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
+    "What the evaluation will do, without loading weights."
+    ec = cfg.eval
+    return f'eval: base and each stage, up to {ec.n_problems or "all"} problems per set, {ec.max_new_tokens} new tokens'
+
+STAGE = Stage('eval', after=None, trains=False, runner=lambda st, cfg, **kw: run_eval(cfg, **kw), plan=eval_plan,
+              help='stage 6: evaluate the base and every stage of the run, write the report',
+              kernel=Kernel('TinyTrainer 6 eval', '15_eval.ipynb', gpu=True,
+                            what='evaluation: exact-match accuracy and samples after every stage'))
+
 def _evaluate(cfg, name, fp, path, status, data_dir, models, settings, inputs, t0):
-    from tinytrainer.curate import load_curated
-    print(f"eval: {'resuming' if status == 'resume' else 'starting'} in {path}: {', '.join(m['label'] for m in models)}")
+    print(f"eval: models {', '.join(m['label'] for m in models)}")
     to_yaml(cfg, path / 'config.yaml')
     files = [path / 'models' / f"{i}-{m['label']}.json" for i, m in enumerate(models)]
     data, model, results = load_curated(data_dir), None, []

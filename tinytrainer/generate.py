@@ -4,11 +4,14 @@
 
 # %% ../nbs/06_generate.ipynb #25f2f7c9
 from __future__ import annotations
-import contextlib
+import contextlib, json
+from pathlib import Path
+
+from .launch import format_sample
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'generate']
+__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'generate', 'Sampler']
 
 # %% ../nbs/06_generate.ipynb #5b115956
 class Response(str):
@@ -128,3 +131,18 @@ def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int
     finally:
         if was_training: model.train()
     return out
+
+# %% ../nbs/06_generate.ipynb #ce6dca57
+class Sampler:
+    "Greedy generations from fixed prompts, appended to `samples.jsonl` with their step (and printed if `echo`)."
+    def __init__(self, tokenizer, prompts, fmt, run_dir, echo=True, max_new_tokens=64):
+        self.tok, self.prompts, self.fmt, self.echo, self.n = tokenizer, list(prompts), fmt, echo, max_new_tokens
+        self.path = Path(run_dir) / 'samples.jsonl'
+    def __call__(self, model, step):
+        outs = generate(model, self.tok, self.prompts, self.fmt, max_new_tokens=self.n, batch_size=len(self.prompts))
+        with open(self.path, 'a') as f:
+            for p, (r, *_) in zip(self.prompts, outs):
+                rec = dict(step=step, prompt=p, response=str(r), truncated=r.truncated)
+                f.write(json.dumps(rec) + '\n')
+                if self.echo: print(format_sample(rec), flush=True)
+

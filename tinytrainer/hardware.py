@@ -11,10 +11,10 @@ from importlib import metadata
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['NVIDIA_SMI_QUERY', 'PRECISIONS', 'PRECISION_NOTES', 'CU126_INSTALL', 'BNB_MIN_CAPABILITY', 'HardwareError', 'GPU',
-           'parse_nvidia_smi', 'visible_gpus', 'list_gpus', 'gpu_count', 'supports_bf16', 'choose_precision',
-           'has_kernels', 'torch_kernels_problem', 'bnb_probe', 'bnb_problem', 'cpu_cores', 'cpu_threads',
-           'doctor_report', 'doctor', 'doctor_main']
+__all__ = ['NVIDIA_SMI_QUERY', 'PRECISIONS', 'PRECISION_NOTES', 'REQUESTED', 'CU126_INSTALL', 'BNB_MIN_CAPABILITY',
+           'HardwareError', 'GPU', 'parse_nvidia_smi', 'visible_gpus', 'list_gpus', 'gpu_count', 'supports_bf16',
+           'choose_precision', 'run_precision', 'make_accelerator', 'has_kernels', 'torch_kernels_problem', 'bnb_probe',
+           'bnb_problem', 'cpu_cores', 'cpu_threads', 'doctor_report', 'doctor', 'doctor_main']
 
 # %% ../nbs/01_hardware.ipynb #921c902a
 class HardwareError(ConfigError):
@@ -107,6 +107,22 @@ def choose_precision(gpus: list[GPU], requested: str = 'auto') -> str:
                             f'{g.name} is {g.sm}: use fp16 (with loss scaling) or auto')
     if requested != 'auto': return requested
     return 'fp16' if no_bf16 else 'bf16'
+
+# %% ../nbs/01_hardware.ipynb #dc789a89
+REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}   # model.dtype -> precision asked
+
+def run_precision(cfg) -> str:
+    "The precision every stage computes in: chosen from the GPUs and `cfg.model.dtype` on CUDA, fp32 on the CPU."
+    import torch   # here, not at the top: a notebook must be able to fork workers before torch touches CUDA
+    return choose_precision(list_gpus(), REQUESTED[cfg.model.dtype]) if torch.cuda.is_available() else 'fp32'
+
+def make_accelerator(precision: str):
+    "An Accelerator for `precision`; on a machine without CUDA a CPU one (a gloo group under notebook_launcher)."
+    import torch
+    from accelerate import Accelerator   # accelerate initialises state: only inside a worker
+    if not torch.cuda.is_available(): return Accelerator(cpu=True)
+    return Accelerator(mixed_precision={'bf16': 'bf16', 'fp16': 'fp16', 'fp32': 'no'}[precision])
+
 
 # %% ../nbs/01_hardware.ipynb #2e7f6010
 CU126_INSTALL = 'pip install torch --index-url https://download.pytorch.org/whl/cu126'

@@ -8,61 +8,63 @@ import argparse, json, os, re, shutil, sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import pipeline
+
 # %% auto #0
-__all__ = ['STAGES', 'OWNER', 'WHEELS_SLUG', 'GIT_URL', 'T4X2', 'PARAMETERS', 'INSTALL', 'KernelSpec', 'spec_for', 'next_spec',
-           'has_stage', 'slugify', 'kernel_id', 'kernel_metadata', 'check_metadata', 'kernel_cells', 'kernel_notebook',
-           'kernel_files', 'KaggleSetupError', 'write_kernels', 'sync_kernels', 'kaggle_username', 'check_kernels',
-           'add_kaggle_commands', 'cmd_build', 'kaggle_command']
+__all__ = ['STAGES', 'OWNER', 'WHEELS_SLUG', 'GIT_URL', 'T4X2', 'PARAMETERS', 'INSTALL', 'KernelSpec', 'kernel_specs', 'spec_for',
+           'next_spec', 'has_stage', 'slugify', 'kernel_id', 'kernel_metadata', 'check_metadata', 'kernel_cells',
+           'kernel_notebook', 'kernel_files', 'KaggleSetupError', 'write_kernels', 'sync_kernels', 'kaggle_username',
+           'check_kernels', 'add_kaggle_commands', 'cmd_build', 'kaggle_command']
 
 # %% ../nbs/20_kaggle.ipynb #5fdca1d0
 @dataclass(frozen=True)
 class KernelSpec:
-    "One stage's kernel."
+    "One stage's kernel, made from the stage's `Kernel` (see `tinytrainer.runs`)."
     stage: str           # the stage name (run directory `runs/<name>/<stage>`)
     notebook: str        # the stage notebook in nbs/
     title: str           # the kernel title; its slug is the kernel's id
-    previous: str | None # the stage whose output this one reads
+    previous: str | None # the stage of the kernel before this one in the chain (its output is this one's input)
     gpu: bool            # GPU T4 x2 session
-    func: str            # the library function that runs the stage, called as func(cfg, <args>)
-    args: str
     what: str            # one line for the kernel's introduction
 
-_TRAIN = 'name=name, num_processes=num_processes'
-STAGES = [
-    KernelSpec('curate', '10_curate.ipynb', 'TinyTrainer 1 curate', None, False, 'curate', 'name=name',
-               'curate the training mixtures and the evaluation sets into one clean, capped, deduplicated dataset'),
-    KernelSpec('sft', '11_sft.ipynb', 'TinyTrainer 2 SFT', 'curate', True, 'run_sft', _TRAIN,
-               'supervised fine-tuning: the `sft` LoRA adapter'),
-    KernelSpec('cot', '12_cot.ipynb', 'TinyTrainer 3 CoT', 'sft', True, 'run_cot', _TRAIN,
-               'chain-of-thought: the `cot` adapter stacked on the frozen `sft` adapter'),
-    KernelSpec('preference', '13_preference.ipynb', 'TinyTrainer 4 preference', 'cot', True, 'run_preference', _TRAIN,
-               'preference pairs: sample several answers per prompt, score them, keep chosen and rejected'),
-    KernelSpec('dpo', '14_dpo.ipynb', 'TinyTrainer 5 DPO', 'preference', True, 'run_dpo', _TRAIN,
-               'direct preference optimisation on those pairs'),
-    KernelSpec('eval', '15_eval.ipynb', 'TinyTrainer 6 eval', 'dpo', True, 'run_eval', 'name=name',
-               'evaluation: exact-match accuracy and samples after every stage'),
-]
+def kernel_specs() -> list[KernelSpec]:
+    "The kernels, one per stage of `pipeline.STAGES` that has one, chained in pipeline order."
+    out = []
+    for st in pipeline.STAGES:
+        if st.kernel is None: continue
+        k = st.kernel
+        out.append(KernelSpec(st.name, k.notebook, k.title, out[-1].stage if out else None, k.gpu, k.what))
+    return out
+
+class _Kernels:
+    "`kaggle.STAGES`: the kernel specs, read from the pipeline's stages each time (a stage added later is in it)."
+    def __iter__(self): return iter(kernel_specs())
+    def __len__(self): return len(kernel_specs())
+    def __getitem__(self, i): return kernel_specs()[i]
+    def index(self, spec) -> int: return kernel_specs().index(spec)
+
+STAGES = _Kernels()                 # the kernels in chain order (the name older code imports)
 OWNER = 'your-kaggle-username'      # the placeholder in the committed kernel folders
 WHEELS_SLUG = 'tinytrainer-wheels'  # the dataset `tinytrainer kaggle wheels` builds
 GIT_URL = 'https://github.com/tinytrainer/tinytrainer'
 T4X2 = 'NvidiaTeslaT4'
 
 def spec_for(stage: str) -> KernelSpec:
-    for s in STAGES:
+    for s in kernel_specs():
         if s.stage == stage: return s
-    raise KeyError(f"no kernel for stage {stage!r}; stages: {', '.join(s.stage for s in STAGES)}")
+    raise KeyError(f"no kernel for stage {stage!r}; stages: {', '.join(s.stage for s in kernel_specs())}")
 
 def next_spec(spec: KernelSpec) -> KernelSpec | None:
-    return next((s for s in STAGES if s.previous == spec.stage), None)
+    return next((s for s in kernel_specs() if s.previous == spec.stage), None)
 
 def has_stage(spec: KernelSpec) -> bool:
-    "Whether the installed TinyTrainer exports the stage's run function (read from its index, importing nothing)."
-    from tinytrainer._modidx import d
-    return any(f'{mod}.{spec.func}' in syms for mod, syms in d['syms'].items())
+    "Whether this TinyTrainer has the stage of `spec`."
+    return any(s.name == spec.stage for s in pipeline.STAGES)
 
 def slugify(title: str) -> str:
     "Kaggle's slug of a title: lower case, runs of other characters as one dash."
     return re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')
+
 
 # %% ../nbs/20_kaggle.ipynb #b36e5680
 def kernel_id(spec: KernelSpec, owner: str) -> str: return f'{owner}/{slugify(spec.title)}'
@@ -151,8 +153,7 @@ def kernel_cells(spec: KernelSpec, owner: str) -> list[tuple[str, str]]:
         ('code', f'from tinytrainer.kernel import prepare_kernel\ncfg = prepare_kernel({spec.stage!r}, preset, overrides, name)'),
         ('markdown', '## Run the stage\n\nOne loss plot that updates in place, and the samples as they come. Before '
                      'the time budget ends it checkpoints; a new version of this kernel with its output attached resumes.'),
-        ('code', f'from tinytrainer.kernel import stage_function\n{spec.func} = stage_function({spec.func!r})\n'
-                 f'run = {spec.func}(cfg, {spec.args})'),
+        ('code', f'from tinytrainer.pipeline import stage\nrun = stage({spec.stage!r}).run(cfg, name=name, num_processes=num_processes)'),
         ('markdown', '## Results'),
         ('code', f'from tinytrainer.kernel import show_results\nshow_results(cfg, {spec.stage!r}, name)'),
     ]
@@ -255,7 +256,7 @@ def check_kernels(folder) -> list[str]:
             try: nb = json.loads(code.read_text())
             except ValueError as e: problems.append(f'{code}: not JSON: {e}'); continue
             src = ''.join(''.join(c['source']) for c in nb.get('cells', []))
-            if f'prepare_kernel({spec.stage!r}' not in src or f'stage_function({spec.func!r})' not in src:
+            if f'prepare_kernel({spec.stage!r}' not in src or f'stage({spec.stage!r}).run(' not in src:
                 problems.append(f'{code}: does not run stage {spec.stage}')
     owners = {m['id'].split('/')[0] for m in metas.values() if '/' in m.get('id', '')}
     if len(owners) > 1: problems.append(f'{folder}: kernels of several owners: {sorted(owners)}')
@@ -302,7 +303,7 @@ def cmd_build(a) -> int:
     print(f'{len(STAGES)} kernel folders for {user} in {a.out} ({len(written)} files written); push them in this order, '
           'each when the previous one has finished:')
     for s in STAGES:
-        print(f'  kaggle kernels push -p {a.out / s.stage}' + ('' if has_stage(s) else f'   # {s.func} is not in this TinyTrainer yet: the kernel will stop and say so'))
+        print(f'  kaggle kernels push -p {a.out / s.stage}' + ('' if has_stage(s) else f'   # {s.stage} is not in this TinyTrainer yet: the kernel will stop and say so'))
     return 1 if problems else 0
 
 def kaggle_command(a) -> int:

@@ -191,7 +191,6 @@ def prepare_kernel(stage: str, preset: str, overrides=(), name: str | None = Non
     cfg = load_config(preset, overrides=list(overrides))
     cfg.output_root = str(working / 'runs')
     check_hardware(spec, cfg.preset)
-    stage_function(spec.func)
     for line in import_inputs(spec, name or cfg.preset, input_root, cfg.output_root): print(line)
     return cfg
 

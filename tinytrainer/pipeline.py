@@ -4,31 +4,39 @@
 
 # %% ../nbs/17_pipeline.ipynb #119c667f
 from __future__ import annotations
-import importlib, os, time
+import os, time
 from pathlib import Path
 
+from . import cot, curate, dpo, eval, preference, sft
 from .config import Config
-from .runs import RunConflict, read_manifest, run_dir
+from .runs import RunConflict, Stage, read_manifest, run_dir
+
 
 # %% auto #0
-__all__ = ['STAGES', 'stage_function', 'set_aside', 'budget_min', 'run_pipeline', 'pipeline_plan']
+__all__ = ['STAGES', 'stage', 'add_stage', 'remove_stage', 'training_stages', 'set_aside', 'budget_min', 'run_pipeline',
+           'pipeline_plan']
+
+# %% ../nbs/17_pipeline.ipynb #1756bcbe
+STAGES: list[Stage] = [curate.STAGE, sft.STAGE, cot.STAGE, preference.STAGE, dpo.STAGE, eval.STAGE]
+
+def stage(name: str) -> Stage:
+    "The stage called `name`, or a clear error listing the stages."
+    for s in STAGES:
+        if s.name == name: return s
+    raise KeyError(f"no stage {name!r}; the stages are {', '.join(s.name for s in STAGES)}")
+
+def add_stage(new: Stage, before: str | None = None) -> Stage:
+    "Put `new` into the pipeline (before stage `before`, else last); a stage of the same name is replaced."
+    if any(s.name == new.name for s in STAGES): STAGES.remove(stage(new.name))
+    STAGES.insert(STAGES.index(stage(before)) if before else len(STAGES), new)
+    return new
+
+def remove_stage(name: str): STAGES.remove(stage(name))
+
+def training_stages() -> list[Stage]: return [s for s in STAGES if s.trains]
+
 
 # %% ../nbs/17_pipeline.ipynb #6d171447
-STAGES = [('curate', 'tinytrainer.curate:curate'), ('sft', 'tinytrainer.sft:run_sft'), ('cot', 'tinytrainer.cot:run_cot'),
-          ('preference', 'tinytrainer.preference:run_preference'), ('dpo', 'tinytrainer.dpo:run_dpo'),
-          ('eval', 'tinytrainer.eval:run_eval')]
-
-def stage_function(spec: str):
-    mod, fn = spec.split(':')
-    return getattr(importlib.import_module(mod), fn)
-
-def _call(stage, fn, cfg, name, force, num_processes, live):
-    kw = dict(name=name, force=force)
-    if stage in ('sft', 'cot', 'dpo', 'preference'): kw['num_processes'] = num_processes
-    if stage in ('sft', 'cot', 'dpo', 'eval'): kw['live'] = live
-    if stage == 'curate': kw['quiet'] = True
-    return fn(cfg, **kw)
-
 def set_aside(path: Path) -> Path:
     "Move a finished run out of the way (never delete it): `<stage>.replaced-<time>`."
     dest = path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -42,48 +50,43 @@ def budget_min(cfg: Config, stage: str) -> float:
 
 def run_pipeline(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
                  live: bool | None = None, stages=None) -> Path | None:
-    "Run every stage (or `stages`) in order; returns the evaluation run, or None when a stage stopped early."
+    "Run every stage (or those named in `stages`) in order; returns the last stage's run, or None when a stage stopped early."
     name, t0, times = name or cfg.preset, time.time(), {}
-    todo = [(s, f) for s, f in STAGES if stages is None or s in stages]
-    left = sum(budget_min(cfg, s) for s, _ in todo)
-    for i, (stage, spec) in enumerate(todo):
-        print(f"\n== stage {i + 1}/{len(todo)}: {stage} ({name}) == {time.time() - t0:.0f} s so far"
+    todo = [s for s in STAGES if stages is None or s.name in stages]
+    left = sum(budget_min(cfg, s.name) for s in todo)
+    for i, st in enumerate(todo):
+        print(f"\n== stage {i + 1}/{len(todo)}: {st.name} ({name}) == {time.time() - t0:.0f} s so far"
               + (f'; stage budgets left: {left:.0f} min' if left else ''), flush=True)
         ts = time.time()
-        try: path = _call(stage, stage_function(spec), cfg, name, force, num_processes, live)
+        try: path = st.run(cfg, name=name, force=force, num_processes=num_processes, live=live)
         except RunConflict as e:
             if e.path is None: raise
-            print(f'{stage}: the config changed; the previous finished run is kept in {set_aside(e.path)}')
-            path = _call(stage, stage_function(spec), cfg, name, force, num_processes, live)
-        times[stage] = time.time() - ts
-        left -= budget_min(cfg, stage)
-        print(f'{stage}: {times[stage]:.0f} s', flush=True)
+            print(f'{st.name}: the config changed; the previous finished run is kept in {set_aside(e.path)}')
+            path = st.run(cfg, name=name, force=force, num_processes=num_processes, live=live)
+        times[st.name] = time.time() - ts
+        left -= budget_min(cfg, st.name)
+        print(f'{st.name}: {times[st.name]:.0f} s', flush=True)
         if read_manifest(path) is None:
-            print(f'\n{stage} stopped before the end (time budget). Run the same command again to resume it.')
+            print(f'\n{st.name} stopped before the end (time budget). Run the same command again to resume it.')
             return None
     print('\n' + ' | '.join(f'{s} {t:.0f} s' for s, t in times.items()) + f' | total {time.time() - t0:.0f} s')
-    if todo and todo[-1][0] == 'eval': print(f'report: {path / "report.md"}')
+    if todo and (path / 'report.md').exists(): print(f'report: {path / "report.md"}')
     return path
+
 
 # %% ../nbs/17_pipeline.ipynb #651f256d
 def pipeline_plan(cfg: Config, name: str | None = None) -> str:
-    "What every stage of the main job will do and cost (estimates), as text."
-    from tinytrainer.plan import plan_stage
+    "What every stage of the main job will do and cost (estimates), as text: each stage's own `plan`."
     name = name or cfg.preset
     cur = run_dir(cfg.output_root, name, 'curate')
     cur = cur if read_manifest(cur) else None
-    pc, ec = cfg.preference, cfg.eval
-    lines = [f'Plan of `tinytrainer run --preset {cfg.preset}` (run name {name}, model {cfg.model.name}):', '',
-             f'1. curate: {sum(len(getattr(cfg.curate.data, m)) for m in ("sft", "cot", "preference", "eval"))} sources']
-    for i, stage in ((2, 'sft'), (3, 'cot')):
-        lines += [f'{i}. {stage}:'] + ['   ' + l for l in str(plan_stage(cfg, stage, cur)).splitlines()]
-    lines += [f'4. preference: {pc.n_prompts} + {pc.heldout_prompts} held-out prompts x {pc.k} samples, at most '
-              f'{(pc.n_prompts + pc.heldout_prompts) * pc.k * pc.max_new_tokens:,} new tokens, scorer {pc.scorer}',
-              f'5. dpo: loss {cfg.dpo.loss} (beta {cfg.dpo.beta}), '
-              + (f'{cfg.dpo.train.max_steps} steps' if cfg.dpo.train.max_steps else f'{cfg.dpo.train.epochs:g} epochs')
-              + f' of {cfg.dpo.train.tokens_per_step:,} tokens over at most {pc.n_prompts * pc.pairs_per_prompt} pairs',
-              f'6. eval: base and each stage, up to {ec.n_problems or "all"} problems per set, {ec.max_new_tokens} new tokens']
-    budgets = {s: budget_min(cfg, s) for s, _ in STAGES}
+    lines = [f'Plan of `tinytrainer run --preset {cfg.preset}` (run name {name}, model {cfg.model.name}):', '']
+    for i, st in enumerate(STAGES, 1):
+        text = st.plan(st, cfg, cur) if st.plan else f'{st.name}: {st.help}'
+        first, *rest = text.splitlines()
+        lines += [f'{i}. {first}'] + ['   ' + l for l in rest]
+    budgets = {s.name: budget_min(cfg, s.name) for s in STAGES}
     if any(budgets.values()):
         lines += ['', 'Time budgets: ' + ', '.join(f'{s} {b:g} min' for s, b in budgets.items() if b)]
     return '\n'.join(lines)
+

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json, math
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from .config import Config
+from .model import RANDOM_SHAPES
 
 # %% auto #0
-__all__ = ['KNOWN_SHAPES', 'TYPICAL_TOKENS', 'GPU_PEAK', 'shape_of', 'param_counts', 'data_tokens', 'Plan', 'plan_stage']
+__all__ = ['KNOWN_SHAPES', 'TYPICAL_TOKENS', 'GPU_PEAK', 'shape_of', 'param_counts', 'data_tokens', 'activation_bytes', 'Plan',
+           'plan_stage', 'lm_stage_plan']
 
 # %% ../nbs/09_plan.ipynb #3a19568c
 KNOWN_SHAPES = {'TinyLlama/TinyLlama-1.1B-Chat-v1.0': 'tinyllama-1.1b', 'random:tinyllama-1.1b': 'tinyllama-1.1b',
@@ -19,7 +22,6 @@ KNOWN_SHAPES = {'TinyLlama/TinyLlama-1.1B-Chat-v1.0': 'tinyllama-1.1b', 'random:
 
 def shape_of(model_name: str) -> dict:
     "The Llama shape (hidden, layers, heads, kv heads, intermediate, vocab) of a model name we know."
-    from tinytrainer.model import RANDOM_SHAPES
     if model_name not in KNOWN_SHAPES:
         raise ValueError(f'--dry-run knows the shapes of {", ".join(KNOWN_SHAPES)}; not of {model_name!r}')
     s = dict(RANDOM_SHAPES[KNOWN_SHAPES[model_name]])
@@ -52,7 +54,15 @@ def data_tokens(cfg: Config, mix: str, curate_dir=None) -> tuple[int, int, str]:
     return n, tokens, 'the caps and typical lengths per source (no curated run yet)'
 
 # %% ../nbs/09_plan.ipynb #e0e2a9c2
-GPU_PEAK = {'T4': 65e12, 'H200': 790e12}
+GPU_PEAK = {'T4': 65e12, 'H200': 989e12}   # dense fp16/bf16 tensor FLOP/s from the data sheets
+
+def activation_bytes(config, tokens: int, checkpointing: bool) -> int:
+    """A generous estimate of what a LoRA micro-batch of `tokens` keeps for backward (16-bit, Llama-like `config`):
+    the one formula behind the dry-run plan and the stages' gradient-checkpointing choice."""
+    h, L = config.hidden_size, config.num_hidden_layers
+    i = getattr(config, 'intermediate_size', None) or 4 * h
+    layer = 2 * (30 * h + 8 * i)   # bytes per token and layer: norms, q/k/v/o, the MLP, LoRA inputs and dropout masks
+    return tokens * (2 * h * L + layer) if checkpointing else tokens * layer * L
 
 @dataclass
 class Plan:
@@ -69,21 +79,23 @@ class Plan:
             f'  time      ~{self.hours:.1f} h on {self.gpus} x {self.gpu} (estimate at 10% of fp16 peak)',
             f'  Kaggle    {sessions} session(s) of 12 h; {self.hours / 30:.0%} of a 30 h weekly GPU quota (counted in session hours)'])
 
-def plan_stage(cfg: Config, stage: str, curate_dir=None, gpus: int = 2, gpu: str = 'T4') -> Plan:
-    "What `stage` will cost, without loading weights."
+def plan_stage(cfg: Config, stage: str, curate_dir=None, gpus: int = 2, gpu: str = 'T4', mixture: str | None = None) -> Plan:
+    "What LM stage `stage` (trained on the curated `mixture`, by default its own name) will cost, without loading weights."
     sc = getattr(cfg, stage)
-    mix = 'sft' if stage == 'sft' else 'cot'
     s = shape_of(cfg.model.name)
     base, lora = param_counts(s, sc.lora.r)
-    records, tokens, source = data_tokens(cfg, mix, curate_dir)
+    records, tokens, source = data_tokens(cfg, mixture or stage, curate_dir)
     t = sc.train
     steps = t.max_steps or math.ceil(tokens * t.epochs / t.tokens_per_step)
     trained = steps * t.tokens_per_step
     bytes_per = {4: 0.56, 8: 1.06}.get(sc.quant.bits, 4 if cfg.model.dtype == 'float32' else 2)
     row = min(t.micro_batch_tokens, t.tokens_per_step)
-    h, L, v = s['hidden_size'], s['num_hidden_layers'], s['vocab_size']
-    checkpointing = t.gradient_checkpointing != 'off'
-    acts = row * h * 2 * (L + 34) if checkpointing else row * h * 2 * 34 * L
-    mem = base * bytes_per + lora * 16 + acts + row * 0.5 * v * 4 * 2 + 0.6e9
+    acts = activation_bytes(SimpleNamespace(**s), row, t.gradient_checkpointing != 'off')
+    mem = base * bytes_per + lora * 16 + acts + row * 0.5 * s['vocab_size'] * 4 * 2 + 0.6e9
     hours = 4 * base * trained / (GPU_PEAK[gpu] * 0.10 * gpus) / 3600
     return Plan(stage, records, tokens, source, steps, t.tokens_per_step, base, lora, mem / 1e9, hours, gpus, gpu)
+
+def lm_stage_plan(stage, cfg: Config, curate_dir=None) -> str:
+    "The dry-run plan of an LM training Stage (the `plan` of sft and cot), as text."
+    return str(plan_stage(cfg, stage.name, curate_dir, mixture=stage.mixture))
+

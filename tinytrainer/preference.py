@@ -9,16 +9,25 @@ from collections import Counter
 from pathlib import Path
 
 from .config import Config, PreferenceConfig, from_dict, to_dict
-from .runs import atomic_write, fingerprint, finish_run, prepare_run, read_json, read_manifest, run_lock, write_json
+from .curate import LM_MIXES, load_curated, norm
+from .evaluate import extract_answer, is_correct
+from .generate import generate
+from .hardware import cpu_threads, run_precision
+from .launch import in_distributed_launch, launch
+from .model import default_device, is_kbit, load_base, load_stack
+from .runs import Kernel, Stage, atomic_write, fingerprint, finish_run, read_json, run_once, write_json
+from .stack import base_seed, merge_model
+from .stage import RUN_FORMAT, follow_run, stage_inputs
+from .train import fault, keep_records, read_metrics
 
 # %% auto #0
-__all__ = ['exact_match_scorer', 'load_scorer', 'preference_prompts', 'read_samples', 'sample_worker', 'pairs_of', 'build_pairs',
-           'hygiene', 'report_markdown', 'plot_scores', 'run_preference', 'load_pairs']
+__all__ = ['STAGE', 'exact_match_scorer', 'load_scorer', 'preference_prompts', 'read_samples', 'sample_worker', 'pairs_of',
+           'build_pairs', 'hygiene', 'report_markdown', 'plot_scores', 'run_preference', 'preference_plan',
+           'load_pairs']
 
 # %% ../nbs/13_preference.ipynb #a5dce42f
 def exact_match_scorer(problem: dict, response) -> float:
     "1.0 when the response states the reference answer readably and was not cut off, else 0.0."
-    from tinytrainer.evaluate import extract_answer, is_correct
     if getattr(response, 'truncated', False): return 0.0
     pred, readable = extract_answer(str(response), problem['answer_type'])
     return float(bool(readable) and is_correct(pred, problem['answer'], problem['answer_type']))
@@ -45,7 +54,6 @@ def preference_prompts(pc: PreferenceConfig, records) -> list[dict]:
 # %% ../nbs/13_preference.ipynb #52e0af58
 def read_samples(run_dir) -> dict:
     "{prompt id: record} of every sample file of a preference run."
-    from tinytrainer.train import read_metrics
     out = {}
     for f in sorted((Path(run_dir) / 'samples').glob('rank-*.jsonl')):
         for rec in read_metrics(f): out[rec['id']] = rec
@@ -55,14 +63,6 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     "One sampling process: its share of the prompts, K samples each, scored and appended as they come."
     import torch
     from tqdm.auto import tqdm
-    from tinytrainer.curate import load_curated
-    from tinytrainer.generate import generate
-    from tinytrainer.hardware import cpu_threads
-    from tinytrainer.launch import in_distributed_launch
-    from tinytrainer.model import default_device, is_kbit, load_base, load_stack
-    from tinytrainer.stack import base_seed, merge_model
-    from tinytrainer.stage import run_precision
-    from tinytrainer.train import fault, keep_records
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
     pc, rank, world = cfg.preference, int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = default_device()
@@ -157,11 +157,10 @@ def build_pairs(samples: dict, pc: PreferenceConfig) -> tuple[list[dict], dict]:
 # %% ../nbs/13_preference.ipynb #502ae3e7
 def hygiene(pairs: list[dict], data) -> dict:
     "Prompt overlaps between training pairs, held-out pairs, the evaluation set and the SFT/CoT data (all must be 0)."
-    from tinytrainer.curate import norm
     train = {norm(p['prompt']) for p in pairs if p['split'] == 'train'}
     held = {norm(p['prompt']) for p in pairs if p['split'] == 'heldout'}
     ev = {norm(x) for x in data['eval']['prompt']}
-    lm = {norm(x) for k in ('sft_train', 'sft_heldout', 'cot_train', 'cot_heldout') for x in data[k]['prompt']}
+    lm = {norm(x) for m in LM_MIXES for k in (f'{m}_train', f'{m}_heldout') for x in data[k]['prompt']}
     out = dict(train_vs_heldout=len(train & held), pairs_vs_eval=len((train | held) & ev), pairs_vs_sft_cot=len((train | held) & lm))
     bad = {k: v for k, v in out.items() if v}
     if bad: raise ValueError(f'split hygiene: preference prompts overlap other splits: {bad}')
@@ -192,29 +191,23 @@ def plot_scores(samples: dict, k: int, path):
     ax.set_title('preference sampling: prompts with 1..K-1 right give pairs'); ax.legend(); ax.grid(alpha=0.3, axis='y')
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
-def run_preference(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None) -> Path:
+def run_preference(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
+                   live: bool | None = None) -> Path:
     "Stage 4: sample, score and pair on the CoT run's stack; returns the run directory (reused when finished)."
-    from tinytrainer.curate import load_curated
-    from tinytrainer.launch import launch
-    from tinytrainer.stage import RUN_FORMAT, follow_run, stage_inputs
     name, t0 = name or cfg.preset, time.time()
-    follower, data_dir, stack, inputs = stage_inputs(cfg, 'preference', name)
+    follower, data_dir, stack, inputs = stage_inputs(cfg, STAGE, name)
     fp = fingerprint('preference', RUN_FORMAT, to_dict(cfg.model), to_dict(cfg.preference), inputs)
     if follower:   # under accelerate launch: sample this rank's share in the run rank 0 prepares
         return follow_run(cfg.output_root, name, 'preference', fp,
                           lambda path: sample_worker(to_dict(cfg), str(path), str(data_dir), stack, False))
-    with run_lock(cfg.output_root, name):
-        path, status = prepare_run(cfg.output_root, name, 'preference', fp, force=force, resumable=True)
-        if status == 'reuse':
-            print(f'preference: reusing the finished run in {path}'); return path
-        print(f"preference: {'resuming' if status == 'resume' else 'starting'} in {path}")
+    def work(path, status):
         for f in (path / 'samples').glob('status-*.json'): f.unlink()
         launch(sample_worker, (to_dict(cfg), str(path), str(data_dir), stack, True), num_processes)
         pc, data = cfg.preference, load_curated(data_dir)
         samples, wanted = read_samples(path), preference_prompts(pc, data['preference'])
         if len(samples) < len(wanted):
             print(f'preference: {len(samples)}/{len(wanted)} prompts sampled when the time budget ended; run again to continue')
-            return path
+            return
         pairs, rep = build_pairs(samples, pc)
         rep.update(k=pc.k, temperature=pc.temperature, hygiene=hygiene(pairs, data), seconds=round(time.time() - t0, 1))
         atomic_write(path / 'pairs.jsonl', ''.join(json.dumps(p) + '\n' for p in pairs))
@@ -224,10 +217,20 @@ def run_preference(cfg: Config, name: str | None = None, force: bool = False, nu
         finish_run(path, 'preference', fp, to_dict(cfg), inputs=inputs, adapters=stack, base_model=cfg.model.name,
                    files=['samples', 'pairs.jsonl', 'report.json', 'report.md', 'scores.png'], result=rep,
                    wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset)
-    print(f"preference: {rep['pairs']} pairs, pass@{pc.k} {100 * rep['pass_at_k']:.0f}% -> {path} ({time.time() - t0:.0f} s)")
-    return path
+        print(f"preference: {rep['pairs']} pairs, pass@{pc.k} {100 * rep['pass_at_k']:.0f}% -> {path} ({time.time() - t0:.0f} s)")
+    return run_once(cfg.output_root, name, 'preference', fp, work, force=force, resumable=True)
+
+def preference_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
+    "What the preference stage will sample, without loading weights."
+    pc = cfg.preference
+    return (f'preference: {pc.n_prompts} + {pc.heldout_prompts} held-out prompts x {pc.k} samples, at most '
+            f'{(pc.n_prompts + pc.heldout_prompts) * pc.k * pc.max_new_tokens:,} new tokens, scorer {pc.scorer}')
+
+STAGE = Stage('preference', after='cot', trains=False, runner=lambda st, cfg, **kw: run_preference(cfg, **kw),
+              parallel=True, plan=preference_plan, help='stage 4: preference pairs sampled from the CoT stack and scored',
+              kernel=Kernel('TinyTrainer 4 preference', '13_preference.ipynb', gpu=True,
+                            what='preference pairs: sample several answers per prompt, score them, keep chosen and rejected'))
 
 def load_pairs(run) -> list[dict]:
     "The pairs of a finished preference run."
-    from tinytrainer.train import read_metrics
     return read_metrics(Path(run) / 'pairs.jsonl')

@@ -6,23 +6,35 @@
 from __future__ import annotations
 import importlib, importlib.util, math, re
 
-from .config import Config, ConfigError, SourceSpec
+import dataclasses
+
+import tinytrainer.ladder  # registers the generated sources
+from .sources import SOURCES  # the registry lives with the formatters
+
+class ConfigError(ValueError):
+    "A config value that cannot be used; the message names the field and what it accepts."
+
+# This module imports nothing of `tinytrainer.config` (which calls `check_rules` from `validate`): the rules
+# read a config by its fields, so there is no import circle.
+def mixtures(cfg) -> list[str]:
+    "The data mixtures of `cfg.curate.data`, in order: its fields that are lists of sources."
+    d = cfg.curate.data
+    return [f.name for f in dataclasses.fields(d) if isinstance(getattr(d, f.name), list)]
+
+def trained_sections(cfg) -> list[str]:
+    "The config sections of the stages that train an adapter (those with a `train` spec), in order."
+    return [f.name for f in dataclasses.fields(cfg) if hasattr(getattr(cfg, f.name), 'train')]
 
 # %% auto #0
-__all__ = ['MIXTURES', 'check_mixtures', 'most_records', 'check_heldout', 'check_steps', 'check_rows', 'check_scorer',
-           'check_rules']
+__all__ = ['ConfigError', 'mixtures', 'trained_sections', 'check_mixtures', 'most_records', 'check_heldout', 'check_steps',
+           'check_rows', 'check_scorer', 'check_rules']
 
 # %% ../nbs/00a_rules.ipynb #f5598aaf
-MIXTURES = {'sft': 'the sft stage trains on it', 'cot': 'the cot stage trains on it',
-            'preference': 'the preference stage samples its prompts', 'eval': 'the eval stage scores its problems'}
-
 def check_mixtures(cfg: Config):
     "Every mixture names at least one source, each a registered one."
-    import tinytrainer.ladder  # registers the generated sources
-    from tinytrainer.sources import SOURCES  # the registry lives with the formatters
-    for mix, why in MIXTURES.items():
+    for mix in mixtures(cfg):
         specs = getattr(cfg.curate.data, mix)
-        if not specs: raise ConfigError(f"curate.data.{mix}: expected at least one source ({why}); got []")
+        if not specs: raise ConfigError(f"curate.data.{mix}: expected at least one source (a stage of the main job reads this mixture); got []")
         for i, s in enumerate(specs):
             if s.name not in SOURCES:
                 raise ConfigError(f"curate.data.{mix}[{i}].name: expected one of {', '.join(sorted(SOURCES))}; got {s.name!r}")
@@ -35,7 +47,7 @@ def most_records(specs: list[SourceSpec]) -> int | None:
 def check_heldout(cfg: Config):
     "The held-out split of SFT and CoT is not empty when the caps bound the mixture."
     d = cfg.curate.data
-    for mix in ('sft', 'cot'):
+    for mix in [m for m in mixtures(cfg) if m in trained_sections(cfg)]:   # the LM mixtures, with a held-out split
         n = most_records(getattr(d, mix))
         if n is not None and round(n * d.heldout_fraction) < 1:
             raise ConfigError(f"curate.data.heldout_fraction: {d.heldout_fraction} of the at most {n} records of the {mix} mixture "
@@ -44,9 +56,9 @@ def check_heldout(cfg: Config):
 def check_steps(cfg: Config):
     "Every trained stage has at least one optimizer step: epochs > 0 unless max_steps decides, and enough of an epoch."
     d, pc = cfg.curate.data, cfg.preference
-    most = dict(sft=(most_records(d.sft), 'records (the caps)'), cot=(most_records(d.cot), 'records (the caps)'),
-                dpo=(pc.n_prompts * pc.pairs_per_prompt, 'pairs (preference.n_prompts x pairs_per_prompt)'))
-    for stage, (n, what) in most.items():
+    pairs = (pc.n_prompts * pc.pairs_per_prompt, 'pairs (preference.n_prompts x pairs_per_prompt)')   # a stage without a mixture trains on pairs
+    for stage in trained_sections(cfg):
+        n, what = (most_records(getattr(d, stage)), 'records (the caps)') if stage in mixtures(cfg) else pairs
         t = getattr(cfg, stage).train
         if t.max_steps: continue
         if t.epochs <= 0:
@@ -59,7 +71,7 @@ def check_steps(cfg: Config):
 # %% ../nbs/00a_rules.ipynb #e04924c3
 def check_rows(cfg: Config):
     "Rows that hold a sample (two for DPO), packed DPO rows, a preference batch that holds one prompt's samples."
-    for stage in ('sft', 'cot', 'dpo'):
+    for stage in trained_sections(cfg):
         t = getattr(cfg, stage).train
         if t.micro_batch_tokens < cfg.model.max_len:
             raise ConfigError(f"{stage}.train.micro_batch_tokens: must be >= model.max_len ({cfg.model.max_len}) "

@@ -5,13 +5,15 @@
 # %% ../nbs/01_runs.ipynb #0b1796b2
 from __future__ import annotations
 import hashlib, json, os, platform, shutil, subprocess, tempfile, threading, time
-from dataclasses import is_dataclass, asdict
+from dataclasses import dataclass, is_dataclass, asdict
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 # %% auto #0
 __all__ = ['PACKAGES', 'MANIFEST', 'RunConflict', 'atomic_write', 'write_json', 'read_json', 'fingerprint', 'package_versions',
-           'git_revision', 'run_dir', 'read_manifest', 'prepare_run', 'finish_run', 'run_lock', 'find_run']
+           'git_revision', 'run_dir', 'read_manifest', 'prepare_run', 'finish_run', 'run_lock', 'find_run', 'run_once',
+           'Kernel', 'Stage']
 
 # %% ../nbs/01_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -131,3 +133,51 @@ def find_run(root, name: str, stage: str) -> tuple[Path, dict]:
         state = 'is unfinished' if path.exists() else 'does not exist'
         raise FileNotFoundError(f"no finished {stage} run: {path} {state}. Run `tinytrainer {stage} --name {name}` first.")
     return path, man
+
+# %% ../nbs/01_runs.ipynb #a1ffb37b
+def run_once(root, name: str, stage: str, fp: str, work, force: bool = False, resumable: bool = False,
+             quiet: bool = False) -> Path:
+    """The run folder of `stage` for fingerprint `fp`: reused when finished, else prepared (new or resumed) and
+    handed to `work(path, status)` under the run lock. Every stage's reuse/resume goes through here."""
+    with run_lock(root, name):
+        path, status = prepare_run(root, name, stage, fp, force=force, resumable=resumable)
+        if status == 'reuse':
+            if not quiet: print(f'{stage}: reusing the finished run in {path}')
+            return path
+        print(f"{stage}: {'resuming' if status == 'resume' else 'starting'} in {path}", flush=True)
+        work(path, status)
+        return path
+
+
+# %% ../nbs/01_runs.ipynb #4fc10076
+@dataclass(frozen=True)
+class Kernel:
+    "The Kaggle kernel of a stage."
+    title: str        # the kernel's title; its slug is the kernel's id (keep it: users' pushed kernels use it)
+    notebook: str     # the stage's chapter in nbs/
+    gpu: bool         # a GPU T4 x2 session
+    what: str         # one line for the kernel's introduction
+
+@dataclass(frozen=True)
+class Stage:
+    "One stage of the pipeline. `runner(stage, cfg, name, force, num_processes, live) -> Path` does the work."
+    name: str                          # run folder `runs/<name>/<stage>`, CLI subcommand, config section
+    after: str | None                  # the stage whose finished run this one builds on (None: the curated data)
+    trains: bool                       # adds an adapter to the stack
+    runner: Callable
+    help: str = ''                     # one line for `tinytrainer --help`
+    examples: Callable | None = None   # training stages: (cfg, stage, tok, data_dir, acc, model, run_dir) -> dict
+    objective: Callable | None = None  # training stages: cfg -> loss_fn(model, batch) with `.metrics`; None: LM loss
+    mixture: str | None = None         # the curated mixture an LM stage trains on
+    data_from: str | None = None       # a stage whose run output is this stage's data
+    input_optional: bool = False       # may run without a finished `after` run
+    parallel: bool = False             # runs one process per GPU (`--num-processes`)
+    plan: Callable | None = None       # (stage, cfg, curate_dir) -> str: what the stage will do and cost, no weights loaded
+    kernel: Kernel | None = None
+    @property
+    def section(self) -> str: return self.name   # its config section: `cfg.<name>`
+    def run(self, cfg, name: str | None = None, force: bool = False, num_processes: int | None = None,
+            live: bool | None = None) -> Path:
+        "Run (or reuse, or resume) the stage for `cfg` under run name `name` (default: the preset); its run folder."
+        return self.runner(self, cfg, name=name, force=force, num_processes=num_processes, live=live)
+

@@ -7,13 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Config
+from .plan import lm_stage_plan
+from .runs import Kernel, Stage
 from .stage import run_stage
 
+
 # %% auto #0
-__all__ = ['run_sft']
+__all__ = ['STAGE', 'run_sft']
 
 # %% ../nbs/11_sft.ipynb #cfaed725
+STAGE = Stage('sft', after=None, trains=True, runner=run_stage, mixture='sft', parallel=True, plan=lm_stage_plan,
+              help='stage 2: supervised fine-tuning (LoRA / QLoRA) on the curated SFT mixture',
+              kernel=Kernel('TinyTrainer 2 SFT', '11_sft.ipynb', gpu=True, what='supervised fine-tuning: the `sft` LoRA adapter'))
+
 def run_sft(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
             live: bool | None = None) -> Path:
     "Stage 2: train the `sft` adapter (reusing a finished run of the same config, resuming an interrupted one)."
-    return run_stage(cfg, 'sft', name=name, force=force, num_processes=num_processes, live=live)
+    return STAGE.run(cfg, name=name, force=force, num_processes=num_processes, live=live)
+

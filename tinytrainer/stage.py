@@ -4,60 +4,31 @@
 
 # %% ../nbs/09_stage.ipynb #2acf81bf
 from __future__ import annotations
-import json, os, time
+import os, time
 from pathlib import Path
 
 from .config import Config, from_dict, to_dict, to_yaml
-from .launch import LiveView, format_sample, in_distributed_launch, in_notebook, launch, save_loss_plot
-from .runs import fingerprint, finish_run, prepare_run, read_json, read_manifest, run_dir, run_lock, write_json
-from .train import read_metrics
+from .curate import curate, curate_fingerprint, load_curated
+from .generate import Sampler
+from .hardware import REQUESTED, cpu_threads, make_accelerator, run_precision
+from .launch import LiveView, in_distributed_launch, in_notebook, launch, save_loss_plot
+from .model import add_lora, load_base, load_stack, save_adapter
+from .plan import activation_bytes
+from .runs import (Stage, find_run, fingerprint, finish_run, read_json, read_manifest, run_dir, run_once,
+                              write_json)
+from .stack import base_seed, probe_logits, resolve_stack
+from .tokenization import tokenize_records
+from .train import lm_loss, read_metrics, train_loop
+
 
 # %% auto #0
-__all__ = ['REQUESTED', 'PREVIOUS', 'RUN_FORMAT', 'MIX', 'DATA_FROM', 'run_precision', 'make_accelerator', 'Sampler',
-           'activation_bytes', 'cuda_free_bytes', 'gradient_checkpointing', 'stage_model', 'lm_examples',
-           'stage_examples', 'stage_worker', 'previous_stack', 'stage_inputs', 'run_stage', 'wait_for_run',
-           'follow_run']
+__all__ = ['RUN_FORMAT', 'cuda_free_bytes', 'gradient_checkpointing', 'stage_model', 'lm_examples', 'stage_worker',
+           'previous_stack', 'stage_inputs', 'run_stage', 'wait_for_run', 'follow_run', 'finish_training']
 
 # %% ../nbs/09_stage.ipynb #ca83e042
-REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
-
-def run_precision(cfg: Config) -> str:
-    "The precision every stage computes in: chosen from the GPUs and `model.dtype` on CUDA, fp32 on the CPU."
-    import torch
-    from tinytrainer.hardware import choose_precision, list_gpus
-    return choose_precision(list_gpus(), REQUESTED[cfg.model.dtype]) if torch.cuda.is_available() else 'fp32'
-
-def make_accelerator(precision: str):
-    "An Accelerator for `precision`; on a machine without CUDA a CPU one (a gloo group under notebook_launcher)."
-    import torch
-    from accelerate import Accelerator
-    if not torch.cuda.is_available(): return Accelerator(cpu=True)
-    return Accelerator(mixed_precision={'bf16': 'bf16', 'fp16': 'fp16', 'fp32': 'no'}[precision])
-
-class Sampler:
-    "Greedy generations from fixed prompts, appended to `samples.jsonl` with their step (and printed if `echo`)."
-    def __init__(self, tokenizer, prompts, fmt, run_dir, echo=True, max_new_tokens=64):
-        self.tok, self.prompts, self.fmt, self.echo, self.n = tokenizer, list(prompts), fmt, echo, max_new_tokens
-        self.path = Path(run_dir) / 'samples.jsonl'
-    def __call__(self, model, step):
-        from tinytrainer.generate import generate
-        outs = generate(model, self.tok, self.prompts, self.fmt, max_new_tokens=self.n, batch_size=len(self.prompts))
-        with open(self.path, 'a') as f:
-            for p, (r, *_) in zip(self.prompts, outs):
-                rec = dict(step=step, prompt=p, response=str(r), truncated=r.truncated)
-                f.write(json.dumps(rec) + '\n')
-                if self.echo: print(format_sample(rec), flush=True)
-
-def activation_bytes(config, tokens: int, checkpointing: bool) -> int:
-    "A generous estimate of what a LoRA micro-batch of `tokens` keeps for backward (16-bit, Llama-like `config`)."
-    h, L = config.hidden_size, config.num_hidden_layers
-    i = getattr(config, 'intermediate_size', None) or 4 * h
-    layer = 2 * (30 * h + 8 * i)   # bytes per token and layer: norms, q/k/v/o, the MLP, LoRA inputs and dropout masks
-    return tokens * (2 * h * L + layer) if checkpointing else tokens * layer * L
-
 def cuda_free_bytes(device) -> int:
     "What this process can still allocate on `device`: free plus cached memory, within its memory fraction if one is set."
-    import torch
+    import torch   # workers only: see the module's introduction
     free, total = torch.cuda.mem_get_info(device)
     used = torch.cuda.memory_allocated(device)
     frac = torch.cuda.get_per_process_memory_fraction(device) if hasattr(torch.cuda, 'get_per_process_memory_fraction') else 1.0
@@ -75,8 +46,6 @@ def stage_model(cfg: Config, stage: str, stack: list, precision: str, device):
     """(model, tokenizer) as stage `stage` trains it: the base, the frozen adapters of `stack` (dicts with
     name and path, in order), all active, and a new trainable adapter named `stage` on top."""
     import torch
-    from tinytrainer.model import add_lora, load_base, load_stack
-    from tinytrainer.stack import base_seed
     sc, m = getattr(cfg, stage), cfg.model
     base, tok = load_base(m, sc.quant, precision, device=device, seed=base_seed(cfg))
     gc = gradient_checkpointing(sc.train.gradient_checkpointing, torch.device(device), base, sc.train.micro_batch_tokens)
@@ -84,11 +53,9 @@ def stage_model(cfg: Config, stage: str, stack: list, precision: str, device):
     torch.manual_seed(sc.train.seed)  # peft draws the new adapter's lora_A from the global RNG
     return add_lora(model, sc.lora, stage, precision, gradient_checkpointing=gc), tok
 
-def lm_examples(cfg: Config, stage: str, tok, data_dir, acc, model, run_dir) -> dict:
-    "Training data of an LM stage (sft, cot): its curated mixture, tokenised, with the plain LM loss."
-    from tinytrainer.curate import load_curated
-    from tinytrainer.tokenization import tokenize_records
-    sc, m, mix = getattr(cfg, stage), cfg.model, MIX[stage]
+def lm_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) -> dict:
+    "Training data of an LM stage (sft, cot): its curated mixture (`stage.mixture`), tokenised, for the plain LM loss."
+    sc, m, mix = getattr(cfg, stage.section), cfg.model, stage.mixture
     data = load_curated(data_dir)
     tok_args = dict(fmt=m.prompt_format, max_len=m.max_len, train_on_prompt=sc.train.train_on_prompt, overlong=sc.train.overlong)
     train, counts = tokenize_records(data[f'{mix}_train'], tok, **tok_args)
@@ -96,34 +63,24 @@ def lm_examples(cfg: Config, stage: str, tok, data_dir, acc, model, run_dir) -> 
     prompts = data[f'{mix}_heldout']['prompt'][:3] or data[f'{mix}_train']['prompt'][:3]
     return dict(train=train, heldout=held, prompts=prompts, counts=dict(counts))
 
-def stage_examples(stage: str):
-    "The function that prepares `stage`'s training data (and maybe its loss): LM stages here, DPO in `tinytrainer.dpo`."
-    if stage == 'dpo':
-        from tinytrainer.dpo import dpo_examples
-        return dpo_examples
-    return lm_examples
-
-def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool):
+def stage_worker(stage: Stage, cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool):
     "One training process of `stage`: the new adapter on top of the frozen `stack`, trained on the stage's data."
     import torch
-    from tinytrainer.hardware import cpu_threads
-    from tinytrainer.model import save_adapter
-    from tinytrainer.stack import probe_logits
-    from tinytrainer.train import lm_loss, train_loop
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
-    sc, m = getattr(cfg, stage), cfg.model
+    sc, m = getattr(cfg, stage.section), cfg.model
     precision = run_precision(cfg)
     acc = make_accelerator(precision)
     if acc.device.type == 'cpu': torch.set_num_threads(cpu_threads(acc.num_processes))
-    model, tok = stage_model(cfg, stage, stack, precision, acc.device)
-    ex = stage_examples(stage)(cfg, stage, tok, data_dir, acc, model, run_dir)
+    model, tok = stage_model(cfg, stage.name, stack, precision, acc.device)
+    ex = (stage.examples or lm_examples)(cfg, stage, tok, data_dir, acc, model, run_dir)
     sampler = Sampler(tok, ex['prompts'], m.prompt_format, run_dir, echo and acc.is_main_process)
+    loss_fn = stage.objective(cfg) if stage.objective else lm_loss
     res = train_loop(acc, model, ex['train'], sc.train, run_dir, sc.train.micro_batch_tokens, tok.pad_token_id,
-                     loss_fn=ex.get('loss_fn', lm_loss), eval_examples=ex['heldout'], sample_fn=sampler, meta=dict(stage=stage))
+                     loss_fn=loss_fn, eval_examples=ex['heldout'], sample_fn=sampler, meta=dict(stage=stage.name))
     if acc.is_main_process:
         if res.status == 'done':
             trained = acc.unwrap_model(model)
-            save_adapter(trained, stage, run_dir / 'adapter')
+            save_adapter(trained, stage.name, run_dir / 'adapter')
             tok.save_pretrained(run_dir / 'tokenizer')
             torch.save(probe_logits(trained, tok, m.prompt_format), run_dir / 'probe.pt')
         write_json(run_dir / 'result.json', dict(status=res.status, step=res.step, total=res.total, precision=precision,
@@ -131,26 +88,20 @@ def stage_worker(stage: str, cfg_d: dict, run_dir: str, data_dir: str, stack: li
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
 
+
 # %% ../nbs/09_stage.ipynb #eb6fb876
-PREVIOUS = {'sft': None, 'cot': 'sft', 'preference': 'cot', 'dpo': 'preference'}
 RUN_FORMAT = 2   # bumped when what a stage saves changes, so older runs are redone, not reused
-MIX = {'sft': 'sft', 'cot': 'cot'}   # the curated mixture an LM stage trains on
-DATA_FROM = {'dpo': 'preference'}   # a stage whose data is another run's output
 
-def previous_stack(cfg: Config, stage: str, name: str) -> tuple[list, dict]:
+def previous_stack(cfg: Config, stage: Stage, name: str) -> tuple[list, dict]:
     "(adapters in order, with their folders found again; {stage: fingerprint}) of the finished run this stage builds on."
-    from tinytrainer.runs import find_run
-    from tinytrainer.stack import resolve_stack
-    prev = PREVIOUS[stage]
-    if prev is None: return [], {}
-    path, man = find_run(cfg.output_root, name, prev)
+    if stage.after is None: return [], {}
+    path, man = find_run(cfg.output_root, name, stage.after)
     found = dict(resolve_stack(path, man))
-    return [dict(a, path=str(found[a['name']])) for a in man['adapters']], {prev: man['fingerprint']}
+    return [dict(a, path=str(found[a['name']])) for a in man['adapters']], {stage.after: man['fingerprint']}
 
-def stage_inputs(cfg: Config, stage: str, name: str) -> tuple[bool, Path, list, dict]:
+def stage_inputs(cfg: Config, stage: Stage, name: str) -> tuple[bool, Path, list, dict]:
     """(follower, curated data, adapter stack, input fingerprints) of `stage`: rank 0 (or a lone process) curates
     or reuses the data; under `accelerate launch` the other ranks are followers and wait for rank 0's."""
-    from tinytrainer.curate import curate, curate_fingerprint
     follower = in_distributed_launch() and int(os.environ.get('RANK', '0')) != 0
     if follower: data_dir = wait_for_run(cfg.output_root, name, 'curate', curate_fingerprint(cfg))
     else: data_dir = curate(cfg, name=name, quiet=True)
@@ -158,22 +109,25 @@ def stage_inputs(cfg: Config, stage: str, name: str) -> tuple[bool, Path, list, 
     inputs['curate'] = read_manifest(data_dir)['data_fingerprint']
     return follower, data_dir, stack, inputs
 
-def run_stage(cfg: Config, stage: str, name: str | None = None, force: bool = False, num_processes: int | None = None,
+def run_stage(stage: Stage, cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
               live: bool | None = None) -> Path:
-    "Run (or reuse, or resume) one training stage; returns its run directory."
+    "Run (or reuse, or resume) one training stage; returns its run directory. The `runner` of every training Stage."
     name, t0 = name or cfg.preset, time.time()
     follower, data_dir, stack, inputs = stage_inputs(cfg, stage, name)
-    if stage in DATA_FROM: data_dir = run_dir(cfg.output_root, name, DATA_FROM[stage])
-    sc = getattr(cfg, stage)
-    fp = fingerprint(stage, RUN_FORMAT, to_dict(cfg.model), to_dict(sc), inputs)
-    if follower:
-        return follow_run(cfg.output_root, name, stage, fp,
-                          lambda path: stage_worker(stage, to_dict(cfg), str(path), str(data_dir), stack, False))
-    with run_lock(cfg.output_root, name):
-        path, status = prepare_run(cfg.output_root, name, stage, fp, force=force, resumable=True)
-        if status == 'reuse':
-            print(f'{stage}: reusing the finished run in {path}'); return path
-        return _run(cfg, stage, name, fp, path, status, data_dir, stack, inputs, num_processes, live, t0)
+    if stage.data_from: data_dir = run_dir(cfg.output_root, name, stage.data_from)
+    fp = fingerprint(stage.name, RUN_FORMAT, to_dict(cfg.model), to_dict(getattr(cfg, stage.section)), inputs)
+    args = lambda path, echo: (stage, to_dict(cfg), str(path), str(data_dir), stack, echo)
+    if follower: return follow_run(cfg.output_root, name, stage.name, fp, lambda path: stage_worker(*args(path, False)))
+    def work(path, status):
+        to_yaml(cfg, path / 'config.yaml')
+        (path / 'result.json').unlink(missing_ok=True)
+        show = in_notebook() if live is None else live
+        go = lambda: launch(stage_worker, args(path, not show), num_processes)
+        if show:
+            with LiveView(path, f'{stage.name} ({name})'): go()
+        else: go()
+        finish_training(path, stage, cfg, name, fp, stack, inputs, t0)
+    return run_once(cfg.output_root, name, stage.name, fp, work, force=force, resumable=True)
 
 def wait_for_run(root, name, stage, fp, timeout=1800) -> Path:
     "Wait until rank 0 has finished the run of `stage` with fingerprint `fp` (no lock: rank 0 may hold it)."
@@ -194,24 +148,17 @@ def follow_run(root, name, stage, fp, work, timeout=1800) -> Path:
         time.sleep(0.5)
     raise TimeoutError(f'rank {os.environ.get("RANK")}: rank 0 did not prepare {path} within {timeout} s')
 
-def _run(cfg, stage, name, fp, path, status, data_dir, stack, inputs, num_processes, live, t0):
-    print(f"{stage}: {'resuming' if status == 'resume' else 'starting'} in {path}")
-    to_yaml(cfg, path / 'config.yaml')
-    (path / 'result.json').unlink(missing_ok=True)
-    show = in_notebook() if live is None else live
-    args = (stage, to_dict(cfg), str(path), str(data_dir), stack, not show)
-    if show:
-        with LiveView(path, f'{stage} ({name})'): launch(stage_worker, args, num_processes)
-    else: launch(stage_worker, args, num_processes)
-    if not (path / 'result.json').exists(): raise RuntimeError(f'{stage}: the workers ended without a result; see the output above')
+def finish_training(path: Path, stage: Stage, cfg: Config, name: str, fp: str, stack: list, inputs: dict, t0: float):
+    "After the workers: the loss plot, and the manifest if the loop finished (else say how to resume)."
+    if not (path / 'result.json').exists(): raise RuntimeError(f'{stage.name}: the workers ended without a result; see the output above')
     res, metrics = read_json(path / 'result.json'), read_metrics(path / 'metrics.jsonl')
-    save_loss_plot(metrics, path / 'loss.png', f'{stage} ({name})')
+    save_loss_plot(metrics, path / 'loss.png', f'{stage.name} ({name})')
     if res['status'] != 'done':
-        print(f"{stage}: stopped at step {res['step']}/{res['total']} to stay inside the time budget; run again to resume")
-        return path
-    adapters = stack + [dict(name=stage, path=str((path / 'adapter').resolve()), run=str(path), fingerprint=fp)]
-    finish_run(path, stage, fp, to_dict(cfg), inputs=inputs, adapters=adapters, base_model=cfg.model.name,
+        print(f"{stage.name}: stopped at step {res['step']}/{res['total']} to stay inside the time budget; run again to resume")
+        return
+    adapters = stack + [dict(name=stage.name, path=str((path / 'adapter').resolve()), run=str(path), fingerprint=fp)]
+    finish_run(path, stage.name, fp, to_dict(cfg), inputs=inputs, adapters=adapters, base_model=cfg.model.name,
                files=['adapter', 'tokenizer', 'metrics.jsonl', 'samples.jsonl', 'loss.png', 'config.yaml', 'probe.pt'],
                result=res, wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset)
-    print(f'{stage}: finished in {time.time() - t0:.0f} s -> {path}')
-    return path
+    print(f'{stage.name}: finished in {time.time() - t0:.0f} s -> {path}')
+

@@ -1,0 +1,123 @@
+"""The package's shape: no import circle, the stage list exists once (in `pipeline.STAGES`), and a new stage needs no
+other module touched to appear in the main job, the CLI and the Kaggle kernels."""
+import ast, contextlib, io, json
+from pathlib import Path
+
+import pytest
+
+import tinytrainer
+from tinytrainer import pipeline
+from tinytrainer.cli import main, parser
+from tinytrainer.config import load_config
+from tinytrainer.runs import Kernel, Stage, finish_run, fingerprint, run_once
+
+PKG = Path(tinytrainer.__file__).parent
+MODULES = {p.stem: p for p in sorted(PKG.glob('*.py')) if p.stem not in ('__init__', '_modidx')}
+
+
+def imported_modules(tree: ast.AST, top_only: bool) -> set[str]:
+    "The tinytrainer modules a module's syntax tree imports (only at module level if `top_only`)."
+    nodes = tree.body if top_only else list(ast.walk(tree))
+    out = set()
+    for n in nodes:
+        if isinstance(n, ast.ImportFrom):
+            mod = n.module or ''
+            if n.level == 1: out |= {mod.split('.')[0]} if mod else {a.name for a in n.names}
+            elif mod == 'tinytrainer': out |= {a.name for a in n.names}
+            elif mod.startswith('tinytrainer.'): out.add(mod.split('.')[1])
+        elif isinstance(n, ast.Import):
+            out |= {a.name.split('.')[1] for a in n.names if a.name.startswith('tinytrainer.')}
+    return out & set(MODULES)
+
+
+def import_graph(top_only: bool) -> dict[str, set[str]]:
+    return {m: imported_modules(ast.parse(p.read_text()), top_only) - {m} for m, p in MODULES.items()}
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    "One import circle of `graph`, or None."
+    state, stack = {}, []
+    def visit(m):
+        state[m] = 'open'; stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 'open': return stack[stack.index(n):] + [n]
+            if n not in state and (c := visit(n)): return c
+        state[m] = 'done'; stack.pop()
+    for m in sorted(graph):
+        if m not in state and (c := visit(m)): return c
+    return None
+
+
+def test_cycle_finder_finds_a_circle():
+    assert cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+    assert cycle({'a': {'b'}, 'b': set()}) is None
+
+
+def test_no_import_circle_at_module_level():
+    assert cycle(import_graph(top_only=True)) is None
+
+
+def test_no_import_circle_through_function_level_imports():
+    assert cycle(import_graph(top_only=False)) is None
+
+
+def stage_literals(tree: ast.AST, names: set[str]):
+    "Line numbers of list, tuple, set or dict literals holding two or more stage names."
+    for n in ast.walk(tree):
+        items = n.elts if isinstance(n, (ast.List, ast.Tuple, ast.Set)) else (n.keys + n.values) if isinstance(n, ast.Dict) else []
+        found = {e.value for e in items if isinstance(e, ast.Constant) and isinstance(e.value, str)} & names
+        if len(found) >= 2: yield n.lineno, sorted(found)
+
+
+def test_the_stage_list_exists_once():
+    names = {s.name for s in pipeline.STAGES}
+    assert len(names) >= 6
+    found = {m: list(stage_literals(ast.parse(p.read_text()), names)) for m, p in MODULES.items()}
+    assert {m: f for m, f in found.items() if f} == {}
+
+
+def test_the_literal_finder_finds_one():
+    tree = ast.parse("X = ('sft', 'cot')\nY = {'dpo': 1, 'eval': 2}\nZ = ['sft']")
+    assert [l for l, _ in stage_literals(tree, {'sft', 'cot', 'dpo', 'eval'})] == [1, 2]
+
+
+@pytest.fixture
+def toy_stage(tmp_path):
+    "A stage that writes a file, put into the pipeline before eval (and taken out again)."
+    def runner(st, cfg, name=None, force=False, num_processes=None, live=None):
+        name = name or cfg.preset
+        fp = fingerprint('toy', cfg.preset)
+        def work(path, status):
+            (path / 'hello.txt').write_text('hello from the toy stage')
+            finish_run(path, 'toy', fp, {}, files=['hello.txt'])
+        return run_once(cfg.output_root, name, 'toy', fp, work, force=force)
+    toy = Stage('toy', after='dpo', trains=False, runner=runner, help='stage 5b: a toy stage that writes hello.txt',
+                plan=lambda st, cfg, cur=None: 'toy: writes hello.txt',
+                kernel=Kernel('TinyTrainer 5b toy', 'toy.ipynb', gpu=False, what='a toy stage'))
+    pipeline.add_stage(toy, before='eval')
+    yield toy
+    pipeline.remove_stage('toy')
+
+
+def test_a_new_stage_appears_everywhere(toy_stage, tmp_path):
+    assert [s.name for s in pipeline.STAGES][-2:] == ['toy', 'eval']
+    # the CLI: a subcommand, with its help, that runs it
+    sub = next(a for a in parser()._actions if a.dest == 'command')
+    assert 'toy' in sub.choices and 'writes hello.txt' in sub.choices['toy'].format_help()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(['toy', '--preset', 'tiny', '--output-root', str(tmp_path)]) == 0
+    assert (tmp_path / 'tiny/toy/hello.txt').read_text() == 'hello from the toy stage'
+    # the main job's plan and the main job itself (the stages before it are not run here: only toy)
+    with contextlib.redirect_stdout(io.StringIO()) as out: assert main(['run', '--preset', 'tiny', '--dry-run']) == 0
+    assert '6. toy: writes hello.txt' in out.getvalue() and '7. eval' in out.getvalue()
+    cfg = load_config('tiny'); cfg.output_root = str(tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()) as out: pipeline.run_pipeline(cfg, stages=['toy'])
+    assert 'toy: reusing' in out.getvalue()
+    # the Kaggle kernels: one more folder, chained after dpo and before eval
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(['kaggle', 'build', '--user', 'alice', '--out', str(tmp_path / 'k')]) == 0
+    meta = json.loads((tmp_path / 'k/toy/kernel-metadata.json').read_text())
+    assert meta['id'] == 'alice/tinytrainer-5b-toy' and meta['kernel_sources'][0] == 'alice/tinytrainer-5-dpo'
+    assert json.loads((tmp_path / 'k/eval/kernel-metadata.json').read_text())['kernel_sources'][0] == 'alice/tinytrainer-5b-toy'
+    nb = (tmp_path / 'k/toy/tinytrainer-5b-toy.ipynb').read_text()
+    assert "stage('toy').run(cfg" in nb
