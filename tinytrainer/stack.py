@@ -12,7 +12,8 @@ from .runs import read_manifest, write_json
 
 # %% auto #0
 __all__ = ['PROBE_PROMPT', 'MERGE_DTYPES', 'resolve_stack', 'run_config', 'base_seed', 'load_run', 'adapters', 'probe_logits',
-           'check_run', 'MergeError', 'merge_model', 'merge_run', 'hub_token', 'push_to_hub']
+           'ProbeError', 'save_probe', 'load_probe', 'check_run', 'MergeError', 'merge_model', 'merge_run', 'hub_token',
+           'push_to_hub']
 
 # %% ../nbs/04_stack.ipynb #e5704ab6
 def resolve_stack(run, man: dict | None = None) -> list[tuple[str, Path]]:
@@ -78,12 +79,29 @@ def probe_logits(model, tokenizer, fmt: str, positions: int = 4):
     model.train(was)
     return logits
 
+class ProbeError(ValueError): pass
+
+def save_probe(logits, run):
+    "Write probe logits to `run/probe.pt` atomically: a plain tensor, read back with torch's safe loader."
+    import torch
+    run = Path(run); tmp = run / '.probe.pt.tmp'
+    torch.save(logits.detach().float().cpu().contiguous(), tmp)
+    os.replace(tmp, run / 'probe.pt')
+
+def load_probe(run):
+    "The probe logits of `run`, read with `weights_only=True` (no code runs); a `ProbeError` naming a damaged file."
+    import torch
+    p = Path(run) / 'probe.pt'
+    if not p.exists(): raise FileNotFoundError(f'{run}: no probe.pt (made by training stages)')
+    try: t = torch.load(p, map_location='cpu', weights_only=True)
+    except Exception as e: raise ProbeError(f'{p} is damaged or not a tensor file ({type(e).__name__}); rerun the stage that made it') from None
+    if not isinstance(t, torch.Tensor) or not torch.isfinite(t).all(): raise ProbeError(f'{p} holds no finite tensor; rerun the stage that made it')
+    return t
+
 def check_run(run, precision: str = 'fp32', device=None) -> float:
     "Largest |difference| between the saved end-of-training probe logits and those of the stack rebuilt from `run`."
-    import torch
     run = Path(run)
-    if not (run / 'probe.pt').exists(): raise FileNotFoundError(f'{run}: no probe.pt (made by training stages)')
-    saved = torch.load(run / 'probe.pt')
+    saved = load_probe(run)
     model, tok = load_run(run, precision, device)
     return (probe_logits(model, tok, run_config(run).model.prompt_format) - saved).abs().max().item()
 

@@ -4,19 +4,20 @@
 
 # %% ../nbs/05_train.ipynb #8b1dc2e5
 from __future__ import annotations
-import json, math, os, random, shutil, signal, time
+import dataclasses, json, math, os, random, shutil, signal, time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checkpoint import (CheckpointError, apply_checkpoint, checkpoints, fault, fault_step, find_checkpoint,
+                                    load_checkpoint, rng_state, save_checkpoint, set_rng_state, trainable_state)
 from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 
 # %% auto #0
-__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'label_positions', 'forward_kwargs', 'lm_forward', 'fused_head',
-           'head_cross_entropy', 'fused_lm_loss', 'lm_loss', 'packed_bounds', 'packed_sdpa', 'use_packed_attention',
-           'lr_lambda', 'rng_state', 'set_rng_state', 'fault', 'trainable_state', 'checkpoints', 'save_checkpoint',
-           'load_checkpoint', 'MetricsLog', 'read_metrics', 'keep_records', 'TrainResult', 'build_plan', 'collate',
-           'loss_metrics', 'eval_metrics', 'eval_loss', 'train_loop']
+__all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'NONFINITE_STEPS', 'label_positions', 'forward_kwargs', 'lm_forward',
+           'fused_head', 'head_cross_entropy', 'fused_lm_loss', 'lm_loss', 'packed_bounds', 'packed_sdpa',
+           'use_packed_attention', 'lr_lambda', 'MetricsLog', 'read_metrics', 'keep_records', 'NonFiniteLoss',
+           'TrainResult', 'regroup', 'build_plan', 'collate', 'loss_metrics', 'eval_metrics', 'eval_loss', 'train_loop']
 
 # %% ../nbs/05_train.ipynb #b86343b0
 def label_positions(labels):
@@ -150,70 +151,20 @@ def lr_lambda(spec: TrainSpec, total: int):
         return {'cosine': 0.5 * (1 + math.cos(math.pi * t)), 'linear': 1 - t, 'constant': 1.0}[spec.schedule]
     return f
 
-def rng_state():
-    import torch
-    s = dict(python=random.getstate(), torch=torch.get_rng_state())
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): s['cuda'] = torch.cuda.get_rng_state_all()
-    return s
-
-def set_rng_state(s):
-    import torch
-    random.setstate(s['python']); torch.set_rng_state(s['torch'])
-    if 'cuda' in s: torch.cuda.set_rng_state_all(s['cuda'])
-
-def fault(point: str, step: int):
-    "Test hook: `TINYTRAINER_FAULT=kill_after_step:7` (or `kill_in_save:8`) SIGKILLs this process there."
-    f = os.environ.get('TINYTRAINER_FAULT', '')
-    if f and f == f'{point}:{step}': os.kill(os.getpid(), signal.SIGKILL)
-
-# %% ../nbs/05_train.ipynb #57c2b704
-def trainable_state(model) -> dict:
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-def checkpoints(out_dir) -> list[Path]:
-    d = Path(out_dir) / 'checkpoints'
-    return sorted(p for p in d.glob('step-*') if (p / 'state.pt').exists()) if d.exists() else []
-
-def save_checkpoint(acc, model, opt, sched, step: int, out_dir, keep: int, meta: dict):
-    import torch
-    ck = Path(out_dir) / 'checkpoints'; tmp = ck / f'.tmp-step-{step:06d}'
-    if (ck / f'step-{step:06d}' / 'state.pt').exists(): return   # this step is saved already
-    if acc.is_main_process:
-        if tmp.exists(): shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    acc.wait_for_everyone()
-    torch.save(rng_state(), tmp / f'rng-{acc.process_index}.pt')
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        torch.save(trainable_state(acc.unwrap_model(model)), tmp / 'adapter.pt')
-        torch.save(opt.state_dict(), tmp / 'optimizer.pt')
-        fault('kill_in_save', step)
-        scaler = acc.scaler.state_dict() if acc.scaler is not None else None
-        torch.save(dict(step=step, sched=sched.state_dict(), scaler=scaler, **meta), tmp / 'state.pt')
-        os.replace(tmp, ck / f'step-{step:06d}')
-        for old in checkpoints(out_dir)[:-keep]: shutil.rmtree(old)
-    acc.wait_for_everyone()
-
-def load_checkpoint(acc, model, opt, sched, path: Path) -> dict:
-    import torch
-    state = torch.load(path / 'state.pt', weights_only=False)
-    weights = torch.load(path / 'adapter.pt')
-    params = dict(acc.unwrap_model(model).named_parameters())
-    with torch.no_grad():
-        for n, w in weights.items(): params[n].copy_(w)
-    opt.load_state_dict(torch.load(path / 'optimizer.pt', weights_only=False))
-    sched.load_state_dict(state['sched'])
-    if acc.scaler is not None and state['scaler']: acc.scaler.load_state_dict(state['scaler'])
-    set_rng_state(torch.load(path / f'rng-{acc.process_index}.pt', weights_only=False))
-    return state
-
 # %% ../nbs/05_train.ipynb #6ba6ca80
+def _strict(v):
+    "`v` with every non-finite float (NaN, inf) replaced by None: JSON without NaN/Infinity tokens."
+    if isinstance(v, float) and not math.isfinite(v): return None
+    if isinstance(v, dict): return {k: _strict(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [_strict(x) for x in v]
+    return v
+
 class MetricsLog:
     def __init__(self, path, main: bool):
         self.path, self.main = Path(path), main
     def write(self, **rec):
         if not self.main: return
-        with open(self.path, 'a') as f: f.write(json.dumps(rec) + '\n')
+        with open(self.path, 'a') as f: f.write(json.dumps(_strict(rec), allow_nan=False) + '\n')
     def truncate_after(self, step: int):
         if self.main: keep_records(self.path, lambda r: r.get('step', 0) <= step)
 
@@ -232,22 +183,37 @@ def keep_records(path, keep=lambda rec: True):
     if p.exists(): p.write_text(''.join(json.dumps(r) + '\n' for r in read_metrics(p) if keep(r)))
 
 # %% ../nbs/05_train.ipynb #cff383f3
+class NonFiniteLoss(RuntimeError):
+    "Training stopped: the loss or gradient norm was not finite for `NONFINITE_STEPS` steps in a row (or the weights were not)."
+
+NONFINITE_STEPS = 3   # consecutive non-finite steps that stop training (fp16: beyond the loss scaler's own skipped steps)
+
 @dataclass
 class TrainResult:
-    status: str          # 'done' or 'budget' (stopped to checkpoint before the time budget ran out)
+    status: str          # 'done'; 'budget' (checkpointed before the time budget ran out); 'nonfinite' (stopped, see `message`)
     step: int
     total: int
+    message: str = ''
 
-def build_plan(examples, spec: TrainSpec, capacity: int, world: int) -> list:
-    "Every optimizer step of the run: whole epochs, a fraction of the last, or until `max_steps`."
+def regroup(step, ranks: int):
+    "`step` with the same rows (in the plan's order) spread over `ranks` processes: same samples and label tokens."
+    w, n = len(step.micro), max(map(len, step.micro))
+    rows = [r for i in range(w * n) if i // w < len(step.micro[i % w]) for r in [step.micro[i % w][i // w]] if r]
+    rows += [[]] * (-len(rows) % ranks)            # empty micro-batches keep ranks in step
+    return dataclasses.replace(step, micro=[rows[r::ranks] for r in range(ranks)])
+
+def build_plan(examples, spec: TrainSpec, capacity: int, world: int, ranks: int | None = None) -> list:
+    """Every optimizer step of the run: whole epochs, a fraction of the last, or until `max_steps`. `world` processes'
+    grouping of rows into steps, run by `ranks` (default: `world`): resumed on another process count, a run keeps its steps."""
     steps, ep = [], 0
     while True:
         p = plan_epoch(examples, capacity, spec.tokens_per_step, world, spec.packing, spec.seed, ep)
         if not p: raise ValueError('no training examples')
         if not spec.max_steps and ep + 1 > spec.epochs: p = p[:int(len(p) * (spec.epochs - ep))]
         steps += p; ep += 1
-        if spec.max_steps and len(steps) >= spec.max_steps: return steps[:spec.max_steps]
-        if not spec.max_steps and ep >= spec.epochs: return steps
+        if spec.max_steps and len(steps) >= spec.max_steps: steps = steps[:spec.max_steps]; break
+        if not spec.max_steps and ep >= spec.epochs: break
+    return [regroup(s, ranks) for s in steps] if ranks and ranks != world else steps
 
 def collate(examples, rows, packing: bool, pad_id: int, device):
     "Tensors of one micro-batch on `device` (an empty row becomes a one-token row with no label)."
@@ -296,14 +262,34 @@ def _eval_record(acc, model, examples, spec, capacity, pad_id, loss_fn, step) ->
     return dict(step=step, eval_loss=round(m.pop('loss'), 6), **{f'eval_{k}': round(v, 6) for k, v in m.items()})
 
 # %% ../nbs/05_train.ipynb #18efd73a
+def _resume_note(ck, world: int, plan) -> str:
+    p = ck['state']['processes']
+    return (f"resuming {ck['path'].name}, a checkpoint of {p} processes, on {world}: the same {len(plan)} steps of "
+            f"{ck['state']['tokens_per_step']} tokens; rank 0's random state is restored, other ranks are reseeded")
+
+def _check_resumable(ck, meta: dict):
+    "A checkpoint of another plan (tokens per step, length) cannot go on here: a `CheckpointError` saying so."
+    st, where = ck['state'], ck['path']
+    for k, what in (('tokens_per_step', 'tokens per step'), ('total', 'steps in the plan')):
+        if st.get(k) != meta[k]:
+            raise CheckpointError(f"{where} was made with {st.get(k)} {what}, this run has {meta[k]} (the settings or the data changed): "
+                                  f"delete {where.parent} (or rerun the stage with --force) to train from step 0")
+
+def _finite(params) -> bool:
+    import torch
+    return all(bool(torch.isfinite(p).all()) for p in params)
+
 def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pad_id: int, loss_fn=lm_loss,
                eval_examples=(), sample_fn=None, meta=None) -> TrainResult:
     "Train the trainable parameters of `model` on `examples`; resumable from `out_dir/checkpoints`."
     import torch
     from tqdm.auto import tqdm
-    out_dir, meta, t0 = Path(out_dir), dict(meta or {}, tokens_per_step=spec.tokens_per_step), time.time()
+    out_dir, t0 = Path(out_dir), time.time()
     world, rank = acc.num_processes, acc.process_index
-    plan = build_plan(examples, spec, capacity, world)
+    ck = find_checkpoint(acc, out_dir, say=print)
+    plan_world = ck['state'].get('plan_world', world) if ck else world   # a resumed run keeps its steps
+    plan = build_plan(examples, spec, capacity, plan_world, ranks=world)
+    meta = dict(meta or {}, tokens_per_step=spec.tokens_per_step, plan_world=plan_world, total=len(plan))
     params = [p for p in model.parameters() if p.requires_grad]
     names = loss_metrics(loss_fn)
     if spec.packing: use_packed_attention(model)
@@ -313,54 +299,65 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
     model, opt = acc.prepare(model, opt)
     log, start = MetricsLog(out_dir / 'metrics.jsonl', acc.is_main_process), 0
     random.seed(spec.seed + rank); torch.manual_seed(spec.seed + rank)
-    if checkpoints(out_dir):
-        state = load_checkpoint(acc, model, opt, sched, checkpoints(out_dir)[-1])
-        if state.get('tokens_per_step') != spec.tokens_per_step:
-            raise ValueError(f"checkpoint made with tokens_per_step {state.get('tokens_per_step')}, now {spec.tokens_per_step}")
-        start = state['step']; log.truncate_after(start)
+    if ck:
+        _check_resumable(ck, meta)
+        start = apply_checkpoint(acc, model, opt, sched, ck)['step']; log.truncate_after(start)
+        if not ck['same_world'] and acc.is_main_process: print(_resume_note(ck, world, plan))
         MetricsLog(out_dir / 'samples.jsonl', acc.is_main_process).truncate_after(start)
     if start == 0 and eval_examples and spec.eval_every:   # where the held-out loss starts
         log.write(**_eval_record(acc, model, eval_examples, spec, capacity, pad_id, loss_fn, 0))
     model.train()
     bar = tqdm(total=len(plan), initial=start, desc=meta.get('stage', 'train'), disable=not acc.is_main_process)
-    step_time, save_time = None, 0.0
+    save_time, bad, nan_from, why = 0.0, 0, fault_step('nan_loss_at_step'), ''
     for step in range(start, len(plan)):
-        if spec.time_budget_min and step > start:
-            need = 2 * (step_time or 0) + 2 * save_time + 30
-            if time.time() - t0 + need > spec.time_budget_min * 60:
-                save_checkpoint(acc, model, opt, sched, step, out_dir, spec.keep_last, meta)
-                bar.close(); return TrainResult('budget', step, len(plan))
-        ts, s = time.time(), plan[step]
-        micro, local = s.micro[rank], torch.zeros(2 + len(names), device=acc.device)
+        ts, s, n = time.time(), plan[step], step + 1
+        micro, local = s.micro[rank], torch.zeros(3 + len(names), device=acc.device)   # [loss, tokens, *metrics, stop votes]
         for j, rows in enumerate(micro):
             b = collate(examples, rows, spec.packing, pad_id, acc.device)
             last = j == len(micro) - 1
             with (acc.no_sync(model) if not last else _null()):
                 with acc.autocast(): loss, aux = loss_fn(model, b)   # the loss's own matmuls in 16 bits too
+                if nan_from and n >= nan_from: loss = loss * float('nan')   # test hook
                 acc.backward(loss * (world / max(1, s.tokens)))
             real = b['attention_mask'].sum() if 'attention_mask' in b else torch.tensor(b['input_ids'].numel() if rows else 0)
-            local += _sums(loss, aux, names, real, acc.device)
-        gnorm = acc.clip_grad_norm_(params, spec.grad_clip if spec.grad_clip else float('inf'))
-        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        tot = acc.reduce(local, 'sum').cpu()   # waits for the device: the step's time is all in
+            local[:-1] += _sums(loss, aux, names, real, acc.device)
+        gnorm = float(acc.clip_grad_norm_(params, spec.grad_clip if spec.grad_clip else float('inf')))
+        local[-1] = float(bool(spec.time_budget_min) and
+                          time.time() - t0 + 2 * (time.time() - ts) + 2 * save_time + 30 > spec.time_budget_min * 60)
+        tot = acc.reduce(local, 'sum').cpu()   # one reduce: the step's sums and every rank's stop vote, so all ranks agree
+        ok = math.isfinite(tot[0].item()) and (acc.scaler is not None or math.isfinite(gnorm))
+        if ok or acc.scaler is not None: opt.step()   # a non-finite step is skipped (fp16: the scaler skips it and backs off)
+        sched.step(); opt.zero_grad(set_to_none=True)
+        bad = 0 if ok else bad + 1
         step_time = time.time() - ts
-        rec = dict(step=step + 1, loss=round((tot[0] / max(1, s.tokens)).item(), 6), lr=sched.get_last_lr()[0],
-                   grad_norm=round(float(gnorm), 6), tokens_per_s=round(tot[1].item() / step_time, 1),
+        rec = dict(step=n, loss=round((tot[0] / max(1, s.tokens)).item(), 6), lr=sched.get_last_lr()[0],
+                   grad_norm=round(gnorm, 6), tokens_per_s=round(tot[1].item() / step_time, 1),
                    **{k: round((tot[2 + i] / max(1, s.tokens)).item(), 6) for i, k in enumerate(names)},
                    elapsed=round(time.time() - t0, 2))
         if acc.scaler is not None: rec['loss_scale'] = acc.scaler.get_scale()
+        if bad: rec['nonfinite_steps'] = bad
         log.write(**rec); bar.update(1); bar.set_postfix(loss=f"{rec['loss']:.3f}")
-        n = step + 1
+        if bad >= NONFINITE_STEPS:
+            why = f'the loss or gradient norm was not finite for {bad} steps in a row (steps {n - bad + 1}-{n})'; break
         if eval_examples and spec.eval_every and (n % spec.eval_every == 0 or n == len(plan)):
             log.write(**_eval_record(acc, model, eval_examples, spec, capacity, pad_id, loss_fn, n))
         if sample_fn and spec.sample_every and (n % spec.sample_every == 0 or n == len(plan)):
             if acc.is_main_process: sample_fn(acc.unwrap_model(model), n)
             acc.wait_for_everyone()
         fault('kill_after_step', n)
-        if spec.save_every and n % spec.save_every == 0 and n < len(plan):
+        budget = tot[-1].item() > 0 and n < len(plan)
+        if budget or n == len(plan) or (spec.save_every and n % spec.save_every == 0 and not bad):
+            if not _finite(params): why = f'the trainable weights are not finite after step {n}'; break   # same on every rank
             tsave = time.time(); save_checkpoint(acc, model, opt, sched, n, out_dir, spec.keep_last, meta)
             save_time = time.time() - tsave
+        if budget: bar.close(); return TrainResult('budget', n, len(plan))
     bar.close()
+    if why:
+        last = (checkpoints(out_dir) or [None])[-1]
+        msg = (f"{meta.get('stage', 'training')} stopped: {why}; lr={spec.lr}, grad_clip={spec.grad_clip}. Nothing was saved past "
+               f"{'checkpoint ' + last.name if last else 'step 0'}: lower the learning rate or clip the gradients, then run again")
+        if acc.is_main_process: print(msg)
+        return TrainResult('nonfinite', n, len(plan), msg)
     return TrainResult('done', len(plan), len(plan))
 
 class _null:
