@@ -15,7 +15,7 @@ from .hardware import doctor_main
 from .kaggle import add_kaggle_commands, kaggle_command
 from .loading import DataError
 from .pipeline import STAGES, pipeline_plan, run_pipeline, stage, training_stages
-from .runs import RunConflict, find_run, read_manifest, run_dir
+from .runs import RunConflict, RunNameError, find_run, read_manifest, run_dir
 from .stack import MergeError, merge_run, push_to_hub
 
 
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     "Entry point of the `tinytrainer` command."
     a = parse(argv)
     try: return COMMANDS.get(a.command, cmd_stage)(a)
-    except (ConfigError, DataError, RunConflict, MergeError, FileNotFoundError, FileExistsError, PermissionError) as e:
+    except (ConfigError, DataError, RunConflict, RunNameError, MergeError, FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,14 +11,14 @@ from typing import get_type_hints
 
 from .assets import load_tokenizer
 from .config import Config, DataSpec, SFTConfig, SourceSpec, to_dict
-from .loading import DataError, Opened, open_source
-from .runs import Kernel, Stage, atomic_write, fingerprint, finish_run, run_once, write_json
+from .loading import DataError, Opened, drop_too_long, open_source
+from .runs import Kernel, Stage, atomic_write, content_hash, fingerprint, finish_run, run_once, write_json
 from .sources import format_row
 
 # %% auto #0
 __all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'SPLITS', 'COLUMNS', 'STAGE', 'norm', 'set_name', 'format_source', 'build_mixture',
            'split_heldout', 'token_lengths', 'percentiles', 'report_markdown', 'plot_lengths', 'curate_fingerprint',
-           'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint', 'load_curated']
+           'fits', 'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint', 'load_curated']
 
 # %% ../nbs/10_curate.ipynb #f5edf618
 EVAL = 'eval'   # the mixture of evaluation problems
@@ -55,10 +55,11 @@ def _take(recs, cap, seed, key, why):
     return recs
 
 def build_mixture(opened: list[Opened], seed: int, eval_prompts: set, dedupe=True, decontaminate=True,
-                  avoid: set = frozenset(), checkable: bool = False):
+                  avoid: set = frozenset(), checkable: bool = False, fit=None):
     """Records of a mixture and, per source, the counts the report shows. Prompts in `avoid` (those of the
     training mixtures, for the preference prompts) are dropped too; `checkable` keeps only records whose
-    answer a scorer can check (a number or a label)."""
+    answer a scorer can check (a number or a label); `fit(recs, why)` drops (and counts) the records left that are
+    too long for `model.max_len`, before the cap."""
     seen, out, stats = set(), [], []
     for i, op in enumerate(opened):
         recs, why = format_source(op)
@@ -71,10 +72,12 @@ def build_mixture(opened: list[Opened], seed: int, eval_prompts: set, dedupe=Tru
             key = (norm(r['prompt']), norm(r['completion']))
             if dedupe and key in seen: why['duplicate'] += 1; continue
             seen.add(key); kept.append(r)
+        if fit is not None: kept = fit(kept, why)
         kept = _take(kept, op.spec.cap, seed, f'{i}:{set_name(op.spec)}', why)
         out += kept
         stats.append(dict(set=set_name(op.spec), source=op.spec.name, origin=op.origin, license=op.source.license,
-                          rows=rows, kept=len(kept), skipped=dict(sorted(why.items())), bad_json_lines=op.bad_lines[:20]))
+                          rows=rows, kept=len(kept), skipped=dict(sorted(why.items())), bad_json_lines=op.bad_lines[:20],
+                          files=dict(op.files), unread=dict(op.unread)))
     return out, stats
 
 def split_heldout(recs, fraction, most, seed, key):
@@ -118,6 +121,7 @@ def report_markdown(rep: dict) -> str:
         for s in m['sources']:
             why = ', '.join(f'{k}: {v}' for k, v in s['skipped'].items()) or '-'
             if s['bad_json_lines']: why += f" (bad JSON lines {', '.join(map(str, s['bad_json_lines']))})"
+            if s.get('unread'): why += f" (files not read: {', '.join(f'{f} ({r})' for f, r in s['unread'].items())})"
             t = s.get('tokens') or {}
             lines.append(f"| {s['set']} | {s['license']} | {s['rows']} | {s['kept']} | {why} | "
                          + ' | '.join(str(t.get(k, '-')) for k in ('p50', 'p90', 'p99', 'max')) + ' |')
@@ -140,19 +144,17 @@ def plot_lengths(lengths: dict, path):
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 # %% ../nbs/10_curate.ipynb #bd84ecaa
-def _file_hash(path) -> str:
-    p, h = Path(path), hashlib.sha256()
-    files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
-        with open(f, 'rb') as fh:
-            for block in iter(lambda: fh.read(1 << 20), b''): h.update(block)
-    return h.hexdigest()[:16]
-
 def curate_fingerprint(cfg: Config) -> str:
     d = cfg.curate.data
-    local = {s.path: _file_hash(s.path) for mix in ('eval',) + MIXES for s in getattr(d, mix) if s.path and Path(s.path).exists()}
-    return fingerprint('curate', to_dict(cfg.curate), cfg.model.tokenizer or cfg.model.name, local)
+    local = {s.path: content_hash(s.path) for mix in ('eval',) + MIXES for s in getattr(d, mix) if s.path and Path(s.path).exists()}
+    lengths = dict(max_len=cfg.model.max_len, fmt=cfg.model.prompt_format,
+                   whole={m: getattr(cfg, m).train.overlong == 'drop' for m in LM_MIXES})   # what `fits` drops
+    return fingerprint('curate', to_dict(cfg.curate), cfg.model.tokenizer or cfg.model.name, local, lengths)
+
+def fits(cfg: Config, tok, mix: str):
+    "The length filter of mixture `mix`: prompts longer than `model.max_len` go (and whole records, where its stage drops overlong ones)."
+    whole = mix in LM_MIXES and getattr(cfg, mix).train.overlong == 'drop'
+    return lambda recs, why: drop_too_long(recs, tok, cfg.model.max_len, why, cfg.model.prompt_format, whole=whole)
 
 def open_all(cfg: Config) -> dict:
     "Open every source of every mixture; any unusable source stops here, before formatting."
@@ -173,20 +175,21 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
     tok = tokenizer or load_tokenizer(cfg.model.name, cfg.model.tokenizer)
     evals, estats = [], []
     for i, op in enumerate(opened['eval']):
-        recs, stats = build_mixture([op], d.seed, set(), dedupe=True, decontaminate=False)
+        recs, stats = build_mixture([op], d.seed, set(), dedupe=True, decontaminate=False)   # evaluation prompts are not cut to a training length
         evals += recs; estats += stats
     eval_prompts = {norm(r['prompt']) for r in evals}
     splits, rep = {'eval': evals}, dict(name=name, seed=d.seed, tokenizer=getattr(tok, 'name_or_path', str(tok)),
                                         mixtures={'eval': dict(train=len(evals), heldout=0, sources=estats)})
     trained = set()
     for mix in LM_MIXES:
-        recs, stats = build_mixture(opened[mix], d.seed, eval_prompts, d.dedupe, d.decontaminate)
+        recs, stats = build_mixture(opened[mix], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=fits(cfg, tok, mix))
         train, held = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, mix)
         splits[f'{mix}_train'], splits[f'{mix}_heldout'] = train, held
         rep['mixtures'][mix] = dict(train=len(train), heldout=len(held), sources=stats)
         trained |= {norm(r['prompt']) for r in recs}
     # preference prompts: never an eval problem nor a prompt of the SFT/CoT data (held-out records included)
-    recs, stats = build_mixture(opened['preference'], d.seed, eval_prompts, d.dedupe, True, avoid=trained, checkable=True)
+    recs, stats = build_mixture(opened['preference'], d.seed, eval_prompts, d.dedupe, True, avoid=trained, checkable=True,
+                                fit=fits(cfg, tok, 'preference'))
     splits['preference'] = recs
     rep['mixtures']['preference'] = dict(train=len(recs), heldout=0, sources=stats)
     lengths = {}

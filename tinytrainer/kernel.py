@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .kaggle import STAGES, KernelSpec, kernel_id, next_spec, spec_for
-from .runs import MANIFEST, read_manifest, run_dir, write_json
+from .runs import MANIFEST, RunNameError, check_name, read_manifest, run_dir, write_json
 
 # %% auto #0
 __all__ = ['CPU_PRESETS', 'T4X2_HINT', 'KernelSetupError', 'kaggle_dirs', 'stage_function', 'hardware_verdict', 'torch_arch_list',
-           'check_hardware', 'FoundRun', 'last_step', 'find_runs', 'pick_runs', 'relink_adapters', 'missing_input',
-           'import_inputs', 'prepare_kernel', 'show_results']
+           'check_hardware', 'FoundRun', 'last_step', 'find_runs', 'pick_runs', 'check_input_run', 'relink_adapters',
+           'missing_input', 'import_inputs', 'prepare_kernel', 'show_results']
 
 # %% ../nbs/21_kernel.ipynb #98bd1e15
 class KernelSetupError(RuntimeError):
@@ -127,20 +127,26 @@ def _writable(path):
             mode = os.stat(n).st_mode
             os.chmod(n, mode | stat.S_IWUSR | (stat.S_IXUSR if stat.S_ISDIR(mode) else 0))
 
+def check_input_run(path: Path):
+    "Refuse an input run holding a link (it could point anywhere): copies are made of files only."
+    links = [str(Path(d, n).relative_to(path)) for d, dirs, files in os.walk(path) for n in dirs + files if Path(d, n).is_symlink()]
+    if links: raise KernelSetupError(f'input run {path} holds symbolic links ({", ".join(sorted(links)[:5])}): refused, as a '
+                                     'link could make this stage read or overwrite files outside the run. Attach a copy without links.')
+
 def relink_adapters(output_root, name: str) -> int:
-    "Point every manifest's adapter paths under `output_root/name` at the run folders there; returns how many changed."
-    changed, base = 0, Path(output_root) / name
+    """Point every manifest's adapter paths under `output_root/name` at the copies there (`<name>/<adapter>/adapter`);
+    an adapter whose copy is not there, or whose name is not a plain name, is refused by name. Returns how many changed."""
+    changed, base = 0, (Path(output_root) / name).resolve()
     for man_path in sorted(base.glob(f'*/{MANIFEST}')):
         man, dirty = json.loads(man_path.read_text()), False
         for a in man.get('adapters') or []:
-            run = Path(a.get('run', ''))
-            parts = Path(a.get('path', '')).parts
-            idx = [i for i in range(1, len(parts)) if parts[i] == run.name and parts[i - 1] == run.parent.name]
-            if not run.name or not idx: continue
-            new_run = base / run.name
-            new = str((new_run / Path(*parts[idx[-1] + 1:])).resolve()) if len(parts) > idx[-1] + 1 else str(new_run.resolve())
-            if new != a['path'] and new_run.is_dir():
-                a['path'], a['run'], dirty = new, str(new_run), True
+            try: run = base / check_name(a.get('name', ''))
+            except RunNameError: raise KernelSetupError(f"{man_path}: adapter name {a.get('name')!r} is not a plain name: refused") from None
+            if not (run / 'adapter' / 'adapter_config.json').is_file():
+                raise KernelSetupError(f"{man_path}: adapter {a['name']!r} of the stack is not among the input runs "
+                                       f"(expected {run / 'adapter'}); attach the output of the kernel that trained it")
+            new = dict(path=str(run / 'adapter'), run=str(run))
+            if any(a.get(k) != v for k, v in new.items()): a.update(new); dirty = True
         if dirty: write_json(man_path, man); changed += 1
     return changed
 
@@ -174,7 +180,8 @@ def import_inputs(spec: KernelSpec, name: str, input_root, output_root) -> list[
         if dest.exists() and not r.finished and last_step(dest) >= r.step: notes.append(f'{stage}: {dest} is as far as the input'); continue
         if dest.exists(): notes.append(f'{stage}: replacing the unfinished {dest} (step {last_step(dest)}) by the input\'s')
         shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(r.path, dest, symlinks=True)
+        check_input_run(r.path)
+        shutil.copytree(r.path, dest, symlinks=False)
         _writable(dest)
         what = 'finished' if r.finished else f'unfinished, step {r.step}: this run resumes it'
         notes.append(f'{stage}: {r.path} -> {dest} ({what})')

@@ -4,17 +4,16 @@
 
 # %% ../nbs/17_pipeline.ipynb #119c667f
 from __future__ import annotations
-import os, time
+import time
 from pathlib import Path
 
 from . import cot, curate, dpo, eval, preference, sft
 from .config import Config
-from .runs import RunConflict, Stage, read_manifest, run_dir
+from .runs import RunConflict, Stage, read_manifest, run_dir, set_aside
 
 
 # %% auto #0
-__all__ = ['STAGES', 'stage', 'add_stage', 'remove_stage', 'training_stages', 'set_aside', 'budget_min', 'run_pipeline',
-           'pipeline_plan']
+__all__ = ['STAGES', 'stage', 'add_stage', 'remove_stage', 'training_stages', 'budget_min', 'run_pipeline', 'pipeline_plan']
 
 # %% ../nbs/17_pipeline.ipynb #1756bcbe
 STAGES: list[Stage] = [curate.STAGE, sft.STAGE, cot.STAGE, preference.STAGE, dpo.STAGE, eval.STAGE]
@@ -37,12 +36,6 @@ def training_stages() -> list[Stage]: return [s for s in STAGES if s.trains]
 
 
 # %% ../nbs/17_pipeline.ipynb #6d171447
-def set_aside(path: Path) -> Path:
-    "Move a finished run out of the way (never delete it): `<stage>.replaced-<time>`."
-    dest = path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.replace(path, dest)
-    return dest
-
 def budget_min(cfg: Config, stage: str) -> float:
     sc = getattr(cfg, stage, None)
     t = getattr(sc, 'train', sc)

@@ -4,16 +4,17 @@
 
 # %% ../nbs/01_runs.ipynb #0b1796b2
 from __future__ import annotations
-import hashlib, json, os, platform, shutil, subprocess, tempfile, threading, time
+import fcntl, hashlib, json, os, platform, shutil, subprocess, tempfile, threading, time
 from dataclasses import dataclass, is_dataclass, asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['PACKAGES', 'MANIFEST', 'RunConflict', 'atomic_write', 'write_json', 'read_json', 'fingerprint', 'package_versions',
-           'git_revision', 'run_dir', 'read_manifest', 'prepare_run', 'finish_run', 'run_lock', 'find_run', 'run_once',
-           'Kernel', 'Stage']
+__all__ = ['PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'RunConflict', 'atomic_write', 'write_json', 'read_json', 'content_hash',
+           'fingerprint', 'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun',
+           'read_manifest', 'set_aside', 'clear_run', 'prepare_run', 'elapsed', 'finish_run', 'run_lock', 'find_run',
+           'run_once', 'Kernel', 'Stage']
 
 # %% ../nbs/01_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -43,6 +44,16 @@ def _plain(obj):
     if is_dataclass(obj): return asdict(obj)
     if isinstance(obj, Path): return str(obj)
     raise TypeError(f'cannot fingerprint {type(obj).__name__}')
+
+def content_hash(path) -> str:
+    "16 hex digits identifying the bytes of file `path`, or of every file under folder `path` (with their names)."
+    p, h = Path(path), hashlib.sha256()
+    files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+        with open(f, 'rb') as fh:
+            for block in iter(lambda: fh.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()[:16]
 
 def fingerprint(*parts) -> str:
     "16 hex digits identifying `parts` (dataclasses, dicts, lists, scalars)."
@@ -74,17 +85,65 @@ def git_revision(path=None) -> str | None:
 # %% ../nbs/01_runs.ipynb #22298530
 MANIFEST = 'manifest.json'
 
-def run_dir(root, name: str, stage: str) -> Path: return Path(root) / name / stage
+class RunNameError(ValueError):
+    "A run name that is not a plain folder name."
+
+def check_name(name: str) -> str:
+    "`name` if it is a run name (one folder name: no `/`, no `..`, not hidden, not absolute), else a clear error."
+    if not isinstance(name, str) or not name or name in ('.', '..') or name.startswith('.') or '/' in name or '\\' in name or '\0' in name:
+        raise RunNameError(f'run name: expected a plain folder name (letters, digits, - _ .), not a path; got {name!r}')
+    return name
+
+def run_dir(root, name: str, stage: str) -> Path: return Path(root) / check_name(name) / check_name(stage)
+
+class DamagedRun(RunConflict):
+    "A file a finished run depends on is damaged; the message names it and says what to do. `path`: the run folder."
+    def __init__(self, message: str, path=None):
+        super().__init__(message); self.path = path
 
 def read_manifest(path) -> dict | None:
-    "The manifest of a finished run in `path`, or None."
+    "The manifest of a finished run in `path`, or None; a damaged one is a `DamagedRun` naming the file."
     f = Path(path) / MANIFEST
-    return read_json(f) if f.exists() else None
+    if not f.exists(): return None
+    try: man = json.loads(f.read_bytes().decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise DamagedRun(f'{f} is damaged (not JSON: {e}). Run the stage again with --force (the folder is kept as '
+                         f'{Path(path).name}.replaced-<time>), or restore the file.', Path(path)) from None
+    if not isinstance(man, dict) or not isinstance(man.get('fingerprint'), str):
+        raise DamagedRun(f'{f} is damaged (expected a JSON object with a fingerprint; got {type(man).__name__}). Run the '
+                         'stage again with --force, or restore the file.', Path(path))
+    return man
+
+def set_aside(path: Path) -> Path:
+    "Move a run folder out of the way (never delete it): `<stage>.replaced-<time>` next to it."
+    dest = path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while dest.exists(): dest, n = dest.with_name(f'{dest.name.split("~")[0]}~{n}'), n + 1
+    os.replace(path, dest)
+    return dest
+
+# What stages write in their folders: a folder holding only these (and hidden temporary files) may be cleared;
+# one holding anything else (a user's notes, say) is moved aside whole instead, so that nothing of the user's is lost.
+OUTPUTS = {'started.json', 'result.json', MANIFEST, 'config.yaml', 'metrics.jsonl', 'samples.jsonl', 'checkpoints',
+           'adapter', 'tokenizer', 'probe.pt', 'loss.png', 'data', 'report.json', 'report.md', 'lengths.png', 'samples',
+           'pairs.jsonl', 'scores.png', 'reference', 'reference.json', 'models', 'report.png', 'scores.png'}
+
+def clear_run(path: Path, files=()) -> None:
+    "Empty run folder `path` for a new run: delete what stages write (`OUTPUTS`, `files`); anything else moves the folder aside."
+    known = OUTPUTS | {str(f).split('/')[0] for f in files}
+    strange = [p.name for p in path.iterdir() if p.name not in known and not p.name.startswith('.')]
+    if strange:
+        print(f'{path.name}: {path} holds files no stage wrote ({", ".join(sorted(strange)[:5])}): kept, with the old run, '
+              f'in {set_aside(path)}')
+    else: shutil.rmtree(path)
 
 def prepare_run(root, name: str, stage: str, fp: str, force: bool = False, resumable: bool = False) -> tuple[Path, str]:
     "Decide what to do in `runs/<name>/<stage>`: returns (path, 'new' | 'reuse' | 'resume')."
     path = run_dir(root, name, stage)
-    man = read_manifest(path)
+    try: man = read_manifest(path)
+    except DamagedRun:
+        if not force: raise
+        man = dict(fingerprint=None, files=[])
     if man is not None:
         if man.get('fingerprint') == fp and not force: return path, 'reuse'
         if not force:
@@ -92,21 +151,36 @@ def prepare_run(root, name: str, stage: str, fp: str, force: bool = False, resum
                 f"{path} holds a finished {stage} run of another config (fingerprint {man.get('fingerprint')}, "
                 f"this one {fp}). Keep it and run under a new name (--name {name}-2), or replace it with --force.", path)
         print(f'--force: replacing the finished run in {path}')
-        shutil.rmtree(path)
+        clear_run(path, man.get('files') or ())
     elif path.exists():
         started = path / 'started.json'
-        same = started.exists() and read_json(started).get('fingerprint') == fp
+        try: begun = read_json(started).get('fingerprint') if started.exists() else None
+        except (ValueError, UnicodeDecodeError, AttributeError): begun = None   # a damaged started.json: not ours to resume
+        same = begun == fp
         if resumable and same and not force: return path, 'resume'
-        if started.exists() and not same and not force and any(p.name != 'started.json' for p in path.iterdir()) and resumable:
+        if begun is not None and not same and not force and any(p.name != 'started.json' for p in path.iterdir()) and resumable:
             raise RunConflict(f"{path} holds an unfinished {stage} run of another config. Run under a new name "
                               f"(--name {name}-2), or discard it with --force.", path)
-        shutil.rmtree(path)  # an unfinished run of this stage that cannot resume: redo it
+        if resumable and begun is None and any(p.name == 'checkpoints' for p in path.iterdir()):
+            print(f'{stage}: {path} has checkpoints but no readable started.json: kept in {set_aside(path)}')
+        else: clear_run(path)  # an unfinished run of this stage that cannot resume: redo it
     path.mkdir(parents=True)
     write_json(path / 'started.json', dict(stage=stage, fingerprint=fp, started=time.strftime('%Y-%m-%dT%H:%M:%S')))
     return path, 'new'
 
+ELAPSED = '.elapsed.json'   # the seconds every invocation of an unfinished run has spent in it
+
+def elapsed(path) -> float | None:
+    "Seconds spent in run folder `path` over every invocation so far (this one included), or None outside `run_once`."
+    f = Path(path) / ELAPSED
+    if not f.exists(): return None
+    c = read_json(f)
+    return c['before'] + (time.time() - c['since'] if c.get('since') else 0.0)
+
 def finish_run(path, stage: str, fp: str, config: dict, inputs: dict | None = None, files=(), **extra) -> dict:
-    "Write the manifest last, atomically: from now on the run counts as finished."
+    "Write the manifest last, atomically: from now on the run counts as finished. `wall_s`: every invocation's time, added up."
+    spent = elapsed(path)
+    if spent is not None: extra['wall_s'] = round(spent, 1)
     man = dict(stage=stage, fingerprint=fp, finished=time.strftime('%Y-%m-%dT%H:%M:%S'), inputs=inputs or {},
                files=sorted(str(f) for f in files), config=config, versions=package_versions(),
                git=git_revision(), python=platform.python_version(), **extra)
@@ -114,15 +188,21 @@ def finish_run(path, stage: str, fp: str, config: dict, inputs: dict | None = No
     return man
 
 class run_lock:
-    "Hold `root/name/.lock` (an flock): two processes working on the same runs take turns."
+    "Hold `root/name/.lock` (an flock): two processes working on the same runs take turns; the waiting one says who holds it."
     def __init__(self, root, name: str):
-        self.path = Path(root) / name / '.lock'
+        self.path = Path(root) / check_name(name) / '.lock'
     def __enter__(self):
-        import fcntl
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.path, 'w'); fcntl.flock(self.f, fcntl.LOCK_EX); return self
+        self.f = open(self.path, 'a+')
+        try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0); holder = self.f.read().strip() or 'another process'
+            print(f'waiting for {holder}, which is working on the runs in {self.path.parent} ...', flush=True)
+            fcntl.flock(self.f, fcntl.LOCK_EX)
+        self.f.seek(0); self.f.truncate(); self.f.write(f'process {os.getpid()} on {platform.node()}'); self.f.flush()
+        return self
     def __exit__(self, *a):
-        import fcntl
+        self.f.seek(0); self.f.truncate(); self.f.flush()
         fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close()
 
 def find_run(root, name: str, stage: str) -> tuple[Path, dict]:
@@ -145,7 +225,12 @@ def run_once(root, name: str, stage: str, fp: str, work, force: bool = False, re
             if not quiet: print(f'{stage}: reusing the finished run in {path}')
             return path
         print(f"{stage}: {'resuming' if status == 'resume' else 'starting'} in {path}", flush=True)
-        work(path, status)
+        clock = path / ELAPSED
+        before = (read_json(clock).get('before', 0.0) if clock.exists() and status == 'resume' else 0.0)
+        write_json(clock, dict(before=before, since=time.time()))
+        try: work(path, status)
+        finally:
+            if clock.exists(): write_json(clock, dict(before=before + time.time() - read_json(clock)['since'], since=None))
         return path
 
 

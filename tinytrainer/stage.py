@@ -14,7 +14,7 @@ from .hardware import REQUESTED, cpu_threads, make_accelerator, run_precision
 from .launch import LiveView, in_distributed_launch, in_notebook, launch, save_loss_plot
 from .model import add_lora, load_base, load_stack, save_adapter
 from .plan import activation_bytes
-from .runs import (Stage, find_run, fingerprint, finish_run, read_json, read_manifest, run_dir, run_once,
+from .runs import (Stage, content_hash, find_run, fingerprint, finish_run, read_json, read_manifest, run_dir, run_once,
                               write_json)
 from .stack import base_seed, probe_logits, resolve_stack
 from .tokenization import tokenize_records
@@ -114,7 +114,9 @@ def run_stage(stage: Stage, cfg: Config, name: str | None = None, force: bool = 
     "Run (or reuse, or resume) one training stage; returns its run directory. The `runner` of every training Stage."
     name, t0 = name or cfg.preset, time.time()
     follower, data_dir, stack, inputs = stage_inputs(cfg, stage, name)
-    if stage.data_from: data_dir = run_dir(cfg.output_root, name, stage.data_from)
+    if stage.data_from:   # its data is another run's output: those files are inputs too (edit pairs.jsonl: DPO reruns)
+        data_dir = run_dir(cfg.output_root, name, stage.data_from)
+        inputs[f'{stage.data_from}_files'] = {f: content_hash(data_dir / f) for f in find_run(cfg.output_root, name, stage.data_from)[1]['files']}
     fp = fingerprint(stage.name, RUN_FORMAT, to_dict(cfg.model), to_dict(getattr(cfg, stage.section)), inputs)
     args = lambda path, echo: (stage, to_dict(cfg), str(path), str(data_dir), stack, echo)
     if follower: return follow_run(cfg.output_root, name, stage.name, fp, lambda path: stage_worker(*args(path, False)))
