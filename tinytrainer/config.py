@@ -143,6 +143,7 @@ class DPOConfig(SFTConfig):
     loss: Literal['sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo'] = _f('sigmoid', 'preference loss')
     beta: float = _f(0.1, 'strength of the pull towards the reference', gt=0.0)
     label_smoothing: float = _f(0.0, 'label noise for cdpo/rdpo', min=0.0, max=0.49)
+    nll_weight: float = _f(0.0, "weight of the chosen response's per-token NLL added to the loss (RPO; 0: off)", min=0.0)
 
 @dataclass
 class EvalConfig:
@@ -330,7 +331,7 @@ def _kaggle_t4x2():
                   sft=SFTConfig(LoraSpec(), quant, train), cot=CoTConfig(LoraSpec(), quant, copy.deepcopy(train)),
                   preference=PreferenceConfig(n_prompts=2000, heldout_prompts=200, k=4, reference_fallback=True, time_budget_min=11 * 60),
                   dpo=DPOConfig(LoraSpec(), quant, TrainSpec(epochs=1, lr=5e-6, tokens_per_step=32768,
-                                                             micro_batch_tokens=4096, time_budget_min=11 * 60)),
+                                                             micro_batch_tokens=4096, time_budget_min=11 * 60), nll_weight=1.0),
                   eval=EvalConfig(n_problems=500))
 
 def _demo():
@@ -350,7 +351,7 @@ def _demo():
                                                reference_fallback=False),
                   dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=20, lr=3e-5, tokens_per_step=1024,
                                                                               micro_batch_tokens=1024, eval_every=10, sample_every=20,
-                                                                              save_every=10)),
+                                                                              save_every=10), nll_weight=1.0),
                   eval=EvalConfig(n_problems=50, max_new_tokens=64, batch_size=40))
 
 def _tiny():
