@@ -73,9 +73,10 @@ def test_budget_stop_agreed_then_resume_on_one_process(tmp_path):
     """Rank 1 reaches the loop 4 s after rank 0, whose clock then says the budget is over after step 1 while rank 1's
     does not: before the agreed stop, rank 0 entered the checkpoint's barrier while rank 1 ran step 2 (a hang). With one
     agreed stop flag both write the stop checkpoint; one process then resumes it to the end with the same plan."""
-    a = tmp_path / 'a'
+    a, c = tmp_path / 'a', tmp_path / 'c'
     rc, out = script(dict(out=str(a), processes=2, spec=dict(time_budget_min=32 / 60), sleep=4.0),
-                     dict(out=str(a), processes=1, spec={}))
+                     dict(out=str(a), processes=1, spec={}),
+                     dict(out=str(c), processes=2, spec={}))   # the same run without a stop, for the loss curve
     assert rc == 0, out[-3000:]
     two, one = results(a, 0), results(a, 1)
     assert two[0]['status'] == two[1]['status'] == 'budget' and two[0]['step'] == two[1]['step'], (two, out[-2000:])
@@ -83,6 +84,8 @@ def test_budget_stop_agreed_then_resume_on_one_process(tmp_path):
     steps = [m['step'] for m in metrics(a) if 'loss' in m]
     assert steps == list(range(1, one[0]['total'] + 1)), steps
     assert f"step-{two[0]['step']:06d}, a checkpoint of 2 processes, on 1" in out, out[-2000:]
+    resumed, straight = ([m['loss'] for m in metrics(d) if 'loss' in m] for d in (a, c))
+    assert len(resumed) == len(straight) and max(abs(x - y) for x, y in zip(resumed, straight)) < 1e-4, (resumed, straight)
 
 def test_resume_on_two_ranks_and_nonfinite_stop_on_both(tmp_path):
     """A one-process checkpoint resumes on 2 ranks with the same steps; `nan_loss_at_step:5` on 2 ranks stops both

@@ -171,7 +171,7 @@ def _read(path: Path, files: dict, name: str) -> bytes:
     data = p.read_bytes()
     if len(data) != rec.get('size'):
         raise Damaged(f"{name} is {'empty' if not data else f'{len(data)} bytes'}, {rec.get('size')} were written (truncated or overwritten)")
-    if hashlib.sha256(data).hexdigest() != rec.get('sha256'): raise Damaged(f'{name}: its bytes changed since it was written (sha256 mismatch)')
+    if hashlib.sha256(data).hexdigest() != rec.get('sha256'): raise Damaged(f'{name} (or its entry in checksums.json) changed since it was written: sha256 mismatch')
     return data
 
 def read_checkpoint(path, rank: int = 0, world: int = 1) -> dict:

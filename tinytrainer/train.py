@@ -4,12 +4,13 @@
 
 # %% ../nbs/05_train.ipynb #8b1dc2e5
 from __future__ import annotations
-import dataclasses, json, math, os, random, shutil, signal, time
+import dataclasses, json, math, os, random, time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import (CheckpointError, apply_checkpoint, checkpoints, fault, fault_step, find_checkpoint,
-                                    load_checkpoint, rng_state, save_checkpoint, set_rng_state, trainable_state)
+from .checkpoint import (   # re-exported: the checkpoint code lives in 05a_checkpoint
+    CheckpointError, apply_checkpoint, checkpoints, fault, fault_step, find_checkpoint, load_checkpoint, rng_state,
+    save_checkpoint, set_rng_state, trainable_state)
 from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 
@@ -264,8 +265,8 @@ def _eval_record(acc, model, examples, spec, capacity, pad_id, loss_fn, step) ->
 # %% ../nbs/05_train.ipynb #18efd73a
 def _resume_note(ck, world: int, plan) -> str:
     p = ck['state']['processes']
-    return (f"resuming {ck['path'].name}, a checkpoint of {p} processes, on {world}: the same {len(plan)} steps of "
-            f"{ck['state']['tokens_per_step']} tokens; rank 0's random state is restored, other ranks are reseeded")
+    return (f"resuming {ck['path'].name}, a checkpoint of {p} processes, on {world}: the same {len(plan)} steps, "
+            f"{ck['state']['tokens_per_step']} tokens per step; rank 0's random state is restored, other ranks are reseeded")
 
 def _check_resumable(ck, meta: dict):
     "A checkpoint of another plan (tokens per step, length) cannot go on here: a `CheckpointError` saying so."
