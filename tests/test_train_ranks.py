@@ -1,8 +1,10 @@
 """The training loop on 2 gloo ranks on CPU (a real process group through `tinytrainer.launch`, as on Kaggle's T4 x2):
 stop decisions agreed across ranks (time budget, non-finite loss) and resuming a checkpoint with another process count.
-Each test runs this file as a script in a subprocess with a hard timeout, so a hang fails the test instead of CI."""
-import json, math, os, signal, subprocess, sys, time
+All phases run once, in this file run as a script in a subprocess with a hard timeout: a hang fails the tests, never CI."""
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
+
+import pytest
 
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
 SPEC = dict(max_steps=8, lr=1e-2, tokens_per_step=600, micro_batch_tokens=128, eval_every=0, sample_every=0, save_every=0,
@@ -69,44 +71,52 @@ def metrics(out): return [json.loads(l) for l in (Path(out) / 'metrics.jsonl').r
 
 def checkpoint_names(out): return sorted(p.name for p in (Path(out) / 'checkpoints').glob('step-*'))
 
-def test_budget_stop_agreed_then_resume_on_one_process(tmp_path):
+@pytest.fixture(scope='module')
+def ranks(tmp_path_factory):
+    "Every phase of both tests in one script (one start-up): the folders, return code and output."
+    root = tmp_path_factory.mktemp('ranks')
+    d = {k: root / k for k in ('late', 'straight', 'one', 'nan')}
+    rc, out = script(dict(out=str(d['late']), processes=2, spec=dict(time_budget_min=32 / 60), sleep=4.0),   # phase 0
+                     dict(out=str(d['late']), processes=1, spec={}),                                        # 1
+                     dict(out=str(d['straight']), processes=2, spec={}),   # 2: the run without a stop, for the loss curve
+                     dict(out=str(d['one']), processes=1, spec=dict(time_budget_min=0.5)),                  # 3
+                     dict(out=str(d['one']), processes=2, spec={}),                                         # 4
+                     dict(out=str(d['nan']), processes=2, spec=dict(save_every=2), fault='nan_loss_at_step:5'))  # 5
+    return d, rc, out
+
+def test_budget_stop_agreed_then_resume_on_one_process(ranks):
     """Rank 1 reaches the loop 4 s after rank 0, whose clock then says the budget is over after step 1 while rank 1's
     does not: before the agreed stop, rank 0 entered the checkpoint's barrier while rank 1 ran step 2 (a hang). With one
-    agreed stop flag both write the stop checkpoint; one process then resumes it to the end with the same plan."""
-    a, c = tmp_path / 'a', tmp_path / 'c'
-    rc, out = script(dict(out=str(a), processes=2, spec=dict(time_budget_min=32 / 60), sleep=4.0),
-                     dict(out=str(a), processes=1, spec={}),
-                     dict(out=str(c), processes=2, spec={}))   # the same run without a stop, for the loss curve
+    agreed stop flag both write the stop checkpoint; one process then resumes it to the end with the same plan, and
+    the loss curve is that of the run that never stopped."""
+    d, rc, out = ranks
     assert rc == 0, out[-3000:]
-    two, one = results(a, 0), results(a, 1)
+    two, one = results(d['late'], 0), results(d['late'], 1)
     assert two[0]['status'] == two[1]['status'] == 'budget' and two[0]['step'] == two[1]['step'], (two, out[-2000:])
     assert one[0]['status'] == 'done' and one[0]['processes'] == 1 and one[0]['total'] == two[0]['total'], (one, out[-2000:])
-    steps = [m['step'] for m in metrics(a) if 'loss' in m]
+    steps = [m['step'] for m in metrics(d['late']) if 'loss' in m]
     assert steps == list(range(1, one[0]['total'] + 1)), steps
     assert f"step-{two[0]['step']:06d}, a checkpoint of 2 processes, on 1" in out, out[-2000:]
-    resumed, straight = ([m['loss'] for m in metrics(d) if 'loss' in m] for d in (a, c))
+    resumed, straight = ([m['loss'] for m in metrics(d[k]) if 'loss' in m] for k in ('late', 'straight'))
     assert len(resumed) == len(straight) and max(abs(x - y) for x, y in zip(resumed, straight)) < 1e-4, (resumed, straight)
 
-def test_resume_on_two_ranks_and_nonfinite_stop_on_both(tmp_path):
+def test_resume_on_two_ranks_and_nonfinite_stop_on_both(ranks):
     """A one-process checkpoint resumes on 2 ranks with the same steps; `nan_loss_at_step:5` on 2 ranks stops both
     ranks together after 3 bad steps, the last good checkpoint kept, no NaN in any file the run left."""
     from tinytrainer.checkpoint import read_checkpoint
-    a, b = tmp_path / 'a', tmp_path / 'b'
-    rc, out = script(dict(out=str(a), processes=1, spec=dict(time_budget_min=0.5)),
-                     dict(out=str(a), processes=2, spec={}),
-                     dict(out=str(b), processes=2, spec=dict(save_every=2), fault='nan_loss_at_step:5'))
+    d, rc, out = ranks
     assert rc == 0, out[-3000:]
-    one, two, bad = results(a, 0), results(a, 1), results(b, 2)
+    one, two, bad = results(d['one'], 3), results(d['one'], 4), results(d['nan'], 5)
     assert one[0]['status'] == 'budget' and one[0]['step'] == 1, one
     assert two[0]['status'] == two[1]['status'] == 'done' and two[0]['total'] == one[0]['total'], two
     assert 'step-000001, a checkpoint of 1 processes, on 2' in out, out[-2000:]
-    assert [m['step'] for m in metrics(a) if 'loss' in m] == list(range(1, one[0]['total'] + 1))
+    assert [m['step'] for m in metrics(d['one']) if 'loss' in m] == list(range(1, one[0]['total'] + 1))
     assert bad[0]['status'] == bad[1]['status'] == 'nonfinite' and bad[0]['step'] == bad[1]['step'] == 7, bad
     assert 'steps 5-7' in bad[0]['message'] and 'step-000004' in bad[0]['message']
-    assert checkpoint_names(b) == ['step-000002', 'step-000004']
-    for name in checkpoint_names(b):
-        for rank in (0, 1): read_checkpoint(b / 'checkpoints' / name, rank, 2)   # verified, tensors finite
-    text = (b / 'metrics.jsonl').read_text()
+    assert checkpoint_names(d['nan']) == ['step-000002', 'step-000004']
+    for name in checkpoint_names(d['nan']):
+        for rank in (0, 1): read_checkpoint(d['nan'] / 'checkpoints' / name, rank, 2)   # verified, tensors finite
+    text = (d['nan'] / 'metrics.jsonl').read_text()
     assert 'NaN' not in text and 'Infinity' not in text and '"loss": null' in text
 
 if __name__ == '__main__':
