@@ -349,7 +349,9 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
         budget = tot[-1].item() > 0 and n < len(plan)
         if budget or n == len(plan) or (spec.save_every and n % spec.save_every == 0 and not bad):
             if not _finite(params): why = f'the trainable weights are not finite after step {n}'; break   # same on every rank
-            tsave = time.time(); save_checkpoint(acc, model, opt, sched, n, out_dir, spec.keep_last, meta)
+            tsave = time.time()
+            try: save_checkpoint(acc, model, opt, sched, n, out_dir, spec.keep_last, meta)
+            except CheckpointError: bar.close(); raise   # a full disk: a named error, the previous checkpoint intact
             save_time = time.time() - tsave
         if budget: bar.close(); return TrainResult('budget', n, len(plan))
     bar.close()
