@@ -13,32 +13,50 @@ from .preference import load_pairs
 from .runs import Kernel, Stage, atomic_write, read_json
 from .stage import run_stage
 from .tokenization import IGNORE, encode_prompts, eos_id, make_rows, render_prompt
-from .train import collate, label_positions, lm_forward
+from .train import collate, label_positions, lm_forward, use_packed_attention
 
 
 # %% auto #0
-__all__ = ['LOSSES', 'METRICS', 'STAGE', 'preference_loss', 'sequence_logps', 'dpo_loss_fn', 'tokenize_pairs', 'pair_logps',
-           'reference_logps', 'dpo_examples', 'dpo_objective', 'dpo_plan', 'run_dpo']
+__all__ = ['LOSSES', 'METRICS', 'STAGE', 'preference_loss', 'no_dropout', 'sequence_logps', 'dpo_loss_fn', 'tokenize_pairs',
+           'pair_logps', 'reference_logps', 'dpo_examples', 'dpo_objective', 'dpo_plan', 'run_dpo']
 
 # %% ../nbs/14_dpo.ipynb #bfe76f44
 LOSSES = ('sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo')
 
-def preference_loss(kind: str, beta: float, eps: float, pi_c, pi_l, ref_c, ref_l):
-    "(loss per pair, chosen reward, rejected reward) from the policy's and reference's log-probs of each pair."
+def preference_loss(kind: str, beta: float, eps: float, pi_c, pi_l, ref_c, ref_l, n_c, n_l, nll_weight: float = 0.0) -> dict:
+    """Per pair, from the policy's and reference's summed log-probs and the responses' token counts `n_c`, `n_l`:
+    `loss` (the preference loss `dpo` + `nll_weight` x `nll`), `dpo`, `nll` (the chosen response's NLL per token)
+    and the rewards `reward_chosen`, `reward_rejected` (beta x summed log-ratio, every loss)."""
     import torch
     import torch.nn.functional as F
     if kind not in LOSSES: raise ValueError(f"dpo.loss: expected one of {', '.join(LOSSES)}; got {kind!r}")
+    n_c, n_l = n_c.clamp(min=1), n_l.clamp(min=1)
     h = (pi_c - ref_c) - (pi_l - ref_l)
     z = beta * h
     if kind == 'sigmoid': losses = -F.logsigmoid(z)
     elif kind == 'cdpo': losses = -(1 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
     elif kind == 'rdpo': losses = (-(1 - eps) * F.logsigmoid(z) + eps * F.logsigmoid(-z)) / (1 - 2 * eps)
     elif kind == 'hinge': losses = torch.relu(1 - z)
-    else: losses = (h - 1 / (2 * beta)) ** 2
-    return losses, (beta * (pi_c - ref_c)).detach(), (beta * (pi_l - ref_l)).detach()
+    else: losses = ((pi_c - ref_c) / n_c - (pi_l - ref_l) / n_l - 1 / (2 * beta)) ** 2   # IPO on per-token log-ratios (TRL)
+    nll = -pi_c / n_c
+    return dict(loss=losses + nll_weight * nll, dpo=losses.detach(), nll=nll.detach(),
+                reward_chosen=(beta * (pi_c - ref_c)).detach(), reward_rejected=(beta * (pi_l - ref_l)).detach())
+
 
 # %% ../nbs/14_dpo.ipynb #1043a03f
-METRICS = ('reward_chosen', 'reward_rejected', 'reward_margin', 'reward_accuracy', 'logp_chosen', 'logp_rejected')
+METRICS = ('reward_chosen', 'reward_rejected', 'reward_margin', 'reward_accuracy', 'logp_chosen', 'logp_rejected',
+           'nll_chosen', 'dpo_loss')
+
+def no_dropout(model):
+    """`model` with every dropout off for good (the new adapter's, the frozen adapters', attention's): in train mode
+    it computes what it computes in eval mode, like the reference. `model.train()` does not switch them back on."""
+    import torch
+    if getattr(model, '_tt_no_dropout', False): return model
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd): m.p = 0.0
+        if isinstance(getattr(m, 'attention_dropout', None), float): m.attention_dropout = 0.0
+    model._tt_no_dropout = True
+    return model
 
 def sequence_logps(model, batch):
     "(sum, count) of the label tokens' log-probs of every sequence of a packed batch (by `seq_ids`)."
@@ -55,21 +73,22 @@ def sequence_logps(model, batch):
 
 def dpo_loss_fn(dc: DPOConfig):
     "The loop's loss function for `dc`: (sum of pair losses, sums of the METRICS) for one packed micro-batch."
-    import torch
     def loss_fn(model, batch):
+        no_dropout(model)   # the policy's forward is the reference's (dropout would make the step-0 margin noise)
         if 'ref' not in batch:   # an empty row that keeps the ranks in step
             logits, _ = lm_forward(model, batch)
             return logits.sum() * 0.0, {}
         sums, counts = sequence_logps(model, batch)
         pi_c, pi_l, n_c, n_l = sums[0::2], sums[1::2], counts[0::2], counts[1::2]
-        ref_c, ref_l = batch['ref'][:, 0], batch['ref'][:, 1]
-        if dc.loss == 'ipo': pi_c, pi_l, ref_c, ref_l = pi_c / n_c, pi_l / n_l, ref_c / n_c, ref_l / n_l
-        losses, rw_c, rw_l = preference_loss(dc.loss, dc.beta, dc.label_smoothing, pi_c, pi_l, ref_c, ref_l)
-        return losses.sum(), dict(reward_chosen=rw_c.sum(), reward_rejected=rw_l.sum(), reward_margin=(rw_c - rw_l).sum(),
-                                  reward_accuracy=(rw_c > rw_l).float().sum(), logp_chosen=sums[0::2].detach().sum(),
-                                  logp_rejected=sums[1::2].detach().sum())
+        out = preference_loss(dc.loss, dc.beta, dc.label_smoothing, pi_c, pi_l, batch['ref'][:, 0], batch['ref'][:, 1], n_c, n_l,
+                              nll_weight=dc.nll_weight)
+        rw_c, rw_l = out['reward_chosen'], out['reward_rejected']
+        return out['loss'].sum(), dict(reward_chosen=rw_c.sum(), reward_rejected=rw_l.sum(), reward_margin=(rw_c - rw_l).sum(),
+                                       reward_accuracy=(rw_c > rw_l).float().sum(), logp_chosen=pi_c.detach().sum(),
+                                       logp_rejected=pi_l.detach().sum(), nll_chosen=out['nll'].sum(), dpo_loss=out['dpo'].sum())
     loss_fn.metrics = METRICS
     return loss_fn
+
 
 # %% ../nbs/14_dpo.ipynb #cf67081c
 def tokenize_pairs(pairs: list[dict], tokenizer, fmt: str, max_len: int) -> tuple[list[dict], dict]:
@@ -103,14 +122,16 @@ def _without_dpo(model):
         finally: activate_stack(model, names, trainable='dpo' if 'dpo' in names else None)
     return ctx()
 
-def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device) -> dict:
-    "{example key: [chosen log-prob, rejected log-prob]} of `model`, in eval mode, without gradients."
+def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device, autocast=contextlib.nullcontext) -> dict:
+    """{example key: [chosen log-prob, rejected log-prob]} of `model`, in eval mode, without gradients, on the
+    training forward's path: packed attention on (as the loop switches it on) and under `autocast` (the accelerator's)."""
     import torch
     out, was = {}, model.training
+    use_packed_attention(model)
     model.eval()
     with torch.no_grad():
         for row in make_rows(examples, capacity, packing=True):
-            sums, _ = sequence_logps(model, collate(examples, row, True, pad_id, device))
+            with autocast(): sums, _ = sequence_logps(model, collate(examples, row, True, pad_id, device))
             for j, i in enumerate(row): out[examples[i]['key']] = [sums[2 * j].item(), sums[2 * j + 1].item()]
     model.train(was)
     return out
@@ -123,7 +144,8 @@ def reference_logps(acc, model, examples: list[dict], run_dir, capacity: int, pa
     part = run_dir / 'reference' / f'rank-{acc.process_index}.json'
     part.parent.mkdir(parents=True, exist_ok=True)
     with _without_dpo(acc.unwrap_model(model)):
-        mine = pair_logps(acc.unwrap_model(model), examples[acc.process_index::acc.num_processes], capacity, pad_id, acc.device)
+        mine = pair_logps(acc.unwrap_model(model), examples[acc.process_index::acc.num_processes], capacity, pad_id, acc.device,
+                          autocast=acc.autocast)   # the precision of the policy's training forward
     atomic_write(part, json.dumps(mine))
     acc.wait_for_everyone()
     if acc.is_main_process:
@@ -142,6 +164,7 @@ def dpo_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) 
     held, _ = tokenize_pairs([p for p in pairs if p['split'] == 'heldout'], tok, fmt, max_len)
     if not train: raise ValueError(f'{data_dir}: no training pairs; sample more prompts (preference.n_prompts) or allow '
                                    'preference.reference_fallback')
+    no_dropout(acc.unwrap_model(model))   # the policy as DPO trains it, before its reference is taken
     ref = reference_logps(acc, model, train + held, run_dir, cap, tok.pad_token_id)
     for e in train + held: e['ref'] = ref[e['key']]
     prompts = [p['prompt'] for p in pairs if p['split'] == 'heldout'][:3] or [p['prompt'] for p in pairs][:3]
@@ -155,7 +178,8 @@ def dpo_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     "What the DPO stage will do, without loading weights."
     d, pc = cfg.dpo, cfg.preference
     steps = f'{d.train.max_steps} steps' if d.train.max_steps else f'{d.train.epochs:g} epochs'
-    return (f'dpo: loss {d.loss} (beta {d.beta}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
+    nll = f', NLL weight {d.nll_weight:g}' if d.nll_weight else ''
+    return (f'dpo: loss {d.loss} (beta {d.beta}{nll}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
             f'{pc.n_prompts * pc.pairs_per_prompt} pairs')
 
 STAGE = Stage('dpo', after='preference', trains=True, runner=run_stage, examples=dpo_examples, objective=dpo_objective,
