@@ -90,6 +90,24 @@ def test_distributed_launch_two_processes(tmp_path):
     assert json.loads((run / 'result.json').read_text())['processes'] == 2
     assert (run / 'manifest.json').exists() and (run / 'adapter' / 'adapter_model.safetensors').exists()
 
+def test_distributed_launch_force(tmp_path):
+    """`--force` under torchrun: rank 0 replaces the finished run and trains; the other rank must follow it, not return
+    at once on the old manifest (which left rank 0 alone in its first collective: a hang). Rank 0 is made late on
+    purpose (a fixed delay), so that rank 1 always looks first."""
+    from tinytrainer.launch import free_port
+    def torchrun(*extra, env=ENV):
+        cmd = ['torchrun', '--nproc_per_node', '2', '--master_port', str(free_port()), '-m', 'tinytrainer.cli', 'sft', '--preset', 'tiny',
+               '--output-root', str(tmp_path), '--set', 'sft.train.max_steps=2', *extra]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        return r
+    torchrun()
+    run = tmp_path / 'tiny' / 'sft'
+    first = json.loads((run / 'manifest.json').read_text())['finished']
+    r = torchrun('--force', env=dict(ENV, TINYTRAINER_FAULT='rank0_delay_s:4'))
+    assert 'replacing the finished run' in r.stdout and json.loads((run / 'result.json').read_text())['processes'] == 2
+    assert (run / 'manifest.json').exists() and json.loads((run / 'manifest.json').read_text())['finished'] >= first
+
 def test_distributed_launch_preference(tmp_path):
     """`tinytrainer preference` under torchrun: rank 0 prepares the run, rank 1 follows it, each samples its own
     share of the prompts, and rank 0 builds the pairs after both are done."""

@@ -91,9 +91,17 @@ def toy_stage(tmp_path):
             (path / 'hello.txt').write_text('hello from the toy stage')
             finish_run(path, 'toy', fp, {}, files=['hello.txt'])
         return run_once(cfg.output_root, name, 'toy', fp, work, force=force)
+    chapter = tmp_path / 'toy.ipynb'   # its chapter: the cells tagged `kernel` make its kernel
+    cell = lambda kind, src, *tags: dict(cell_type=kind, metadata=dict(tags=list(tags)), source=src,
+                                         **(dict(outputs=[], execution_count=None) if kind == 'code' else {}))
+    chapter.write_text(json.dumps(dict(nbformat=4, nbformat_minor=5, metadata={}, cells=[
+        cell('markdown', '# The toy stage\n\nIt writes hello.txt.', 'kernel'),
+        cell('code', "preset = 'tiny'\noverrides = []\nname = None", 'kernel', 'parameters'),
+        cell('code', 'print("not in the kernel")'),
+        cell('code', "from tinytrainer.pipeline import stage\nrun = stage('toy').run(cfg, name=name)", 'kernel')])))
     toy = Stage('toy', after='dpo', trains=False, runner=runner, help='stage 5b: a toy stage that writes hello.txt',
                 plan=lambda st, cfg, cur=None: 'toy: writes hello.txt',
-                kernel=Kernel('TinyTrainer 5b toy', 'toy.ipynb', gpu=False, what='a toy stage'))
+                kernel=Kernel('TinyTrainer 5b toy', str(chapter), gpu=False, what='a toy stage'))
     pipeline.add_stage(toy, before='eval')
     yield toy
     pipeline.remove_stage('toy')
@@ -119,5 +127,37 @@ def test_a_new_stage_appears_everywhere(toy_stage, tmp_path):
     meta = json.loads((tmp_path / 'k/toy/kernel-metadata.json').read_text())
     assert meta['id'] == 'alice/tinytrainer-5b-toy' and meta['kernel_sources'][0] == 'alice/tinytrainer-5-dpo'
     assert json.loads((tmp_path / 'k/eval/kernel-metadata.json').read_text())['kernel_sources'][0] == 'alice/tinytrainer-5b-toy'
-    nb = (tmp_path / 'k/toy/tinytrainer-5b-toy.ipynb').read_text()
-    assert "stage('toy').run(cfg" in nb
+    nb = json.loads((tmp_path / 'k/toy/tinytrainer-5b-toy.ipynb').read_text())
+    sources = [''.join(c['source']) for c in nb['cells']]
+    assert "from tinytrainer.pipeline import stage\nrun = stage('toy').run(cfg, name=name)" in sources   # verbatim
+    assert '# The toy stage\n\nIt writes hello.txt.' in sources and 'print("not in the kernel")' not in sources
+    assert any("prepare_kernel('toy'" in s for s in sources)
+
+
+def test_kernels_are_made_from_the_stage_chapters(tmp_path, monkeypatch):
+    "Every kernel holds its chapter's marked cells verbatim; a changed Parameters cell changes the kernel (sync --check fails)."
+    from dataclasses import replace
+    from tinytrainer import kaggle
+    from tinytrainer.devtools import project_root
+    root = project_root(PKG)
+    assert kaggle.sync_kernels(root, check=True) == 0
+    for spec in kaggle.kernel_specs():
+        nb = json.loads(next((root / 'kaggle' / spec.stage).glob('*.ipynb')).read_text())
+        sources = [''.join(c['source']) for c in nb['cells']]
+        marked = kaggle.marked_cells(root / 'nbs' / spec.notebook)
+        assert [c['source'] for c in marked if c['source'] in sources] == [c['source'] for c in marked], spec.stage
+        params = [c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', [])]
+        assert len(params) == 1 and ''.join(params[0]['source']) == next(c['source'] for c in marked if c['parameters'])
+    chapter = json.loads((root / 'nbs' / pipeline.stage('sft').kernel.notebook).read_text())
+    cell = next(c for c in chapter['cells'] if 'parameters' in c['metadata'].get('tags', []))
+    cell['source'] = ''.join(cell['source']) + "\nextra = 1   # a new parameter"
+    (tmp_path / 'sft.ipynb').write_text(json.dumps(chapter))
+    sft = pipeline.stage('sft')
+    pipeline.add_stage(replace(sft, kernel=replace(sft.kernel, notebook=str(tmp_path / 'sft.ipynb'))), before='cot')
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as err: assert kaggle.sync_kernels(root, check=True) == 1
+        assert 'sft/' in err.getvalue()
+        text = kaggle.kernel_files(kaggle.OWNER)[f"sft/{kaggle.slugify(sft.kernel.title)}.ipynb"]
+        assert 'extra = 1   # a new parameter' in text
+    finally: pipeline.add_stage(sft, before='cot')
+    assert pipeline.stage('sft') is sft and kaggle.sync_kernels(root, check=True) == 0

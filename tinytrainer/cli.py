@@ -16,12 +16,16 @@ from .kaggle import add_kaggle_commands, kaggle_command
 from .loading import DataError
 from .pipeline import STAGES, pipeline_plan, run_pipeline, stage, training_stages
 from .runs import RunConflict, RunNameError, find_run, read_manifest, run_dir
-from .stack import MergeError, merge_run, push_to_hub
+from .checkpoint import CheckpointError
+from .export import EXPORT_EXAMPLE, OUTTYPES, export_gguf
+from .stack import MergeError, ProbeError, merge_run, push_to_hub
+from .train import NonFiniteLoss
 
 
 # %% auto #0
-__all__ = ['USER_COMMANDS', 'COMMANDS', 'processes', 'parser', 'parse', 'config_from_args', 'show_report', 'cmd_stage', 'cmd_run',
-           'stage_run', 'cmd_merge', 'cmd_push', 'cmd_doctor', 'cmd_config', 'cmd_readme', 'main']
+__all__ = ['USER_COMMANDS', 'COMMANDS', 'processes', 'parser', 'parse', 'config_from_args', 'add_export_parser', 'cmd_export',
+           'show_report', 'cmd_stage', 'cmd_run', 'stage_run', 'cmd_merge', 'cmd_push', 'cmd_doctor', 'cmd_config',
+           'cmd_readme', 'main']
 
 # %% ../nbs/30_cli.ipynb #4974525d
 def _common(p: argparse.ArgumentParser):
@@ -43,7 +47,7 @@ def _sub(sub, name: str, help: str, example: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + '.', epilog=f'example: {example}',
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
-USER_COMMANDS = ('run', 'config', 'merge', 'push', 'doctor', 'kaggle', 'bench')   # besides the stages; `readme` is for developers
+USER_COMMANDS = ('run', 'config', 'merge', 'export', 'push', 'doctor', 'kaggle', 'bench')   # besides the stages; `readme` is for developers
 
 def parser() -> argparse.ArgumentParser:
     "The `tinytrainer` parser: one subcommand per stage of `pipeline.STAGES`, and the tools around them."
@@ -74,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     _sub(sub, 'doctor', 'check the hardware and the installed packages', 'tinytrainer doctor')
     add_kaggle_commands(sub)
     add_bench_parser(sub)
+    add_export_parser(sub)
     r = sub.add_parser('readme', description='Write README.md from nbs/index.ipynb (for developers).')
     r.add_argument('--check', action='store_true', help='only check that README.md is in sync')
     return ap
@@ -95,6 +100,32 @@ def config_from_args(a):
     if a.output_root: cfg.output_root = a.output_root
     return cfg
 
+
+# %% ../nbs/30_cli.ipynb #d4a978c5
+def add_export_parser(sub):
+    "The `export` subcommand: a run's merged stack as a GGUF file (`tinytrainer.export`)."
+    p = sub.add_parser('export', help="write a run's merged stack as a GGUF file (llama.cpp, Ollama) with a Modelfile",
+                       description="Merge a run's adapter stack into its base (unquantized) and write it as a GGUF file, "
+                                   "with an Ollama Modelfile carrying the chat template.",
+                       epilog=EXPORT_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument('--gguf', action='store_true', help='write a GGUF file (the one format so far)')
+    p.add_argument('--outtype', default='f16', choices=list(OUTTYPES), help='weights: f16 (default), q8_0 (half the size) or f32')
+    p.add_argument('--out', type=Path, required=True, help='folder for the GGUF file and its Modelfile')
+    p.add_argument('--stage', default='', help='the run whose stack is exported (default: the last finished of dpo, cot, sft)')
+    return p
+
+def cmd_export(a) -> int:
+    "The CLI's `export` command."
+    if not a.gguf:
+        print('tinytrainer export: error: choose a format: --gguf (`tinytrainer merge` writes safetensors)', file=sys.stderr)
+        return 2
+    run = stage_run(config_from_args(a), a.name, a.stage)
+    path = export_gguf(run, a.out, a.outtype, force=a.force)
+    mf = path.parent / 'Modelfile'
+    print(f'wrote {path} ({path.stat().st_size / 2**20:.0f} MiB)' + (f' and {mf}' if mf.exists() else ''))
+    print(f'  llama.cpp: llama-cli -m {path}\n  Ollama:    cd {path.parent} && ollama create {path.stem} -f Modelfile && ollama run {path.stem}')
+    return 0
 
 # %% ../nbs/30_cli.ipynb #b0eea42f
 def show_report(path: Path):
@@ -152,13 +183,13 @@ def cmd_config(a):
 def cmd_readme(a): return write_readme(check=a.check)
 
 COMMANDS = dict(run=cmd_run, config=cmd_config, readme=cmd_readme, doctor=cmd_doctor, merge=cmd_merge, push=cmd_push,
-                kaggle=kaggle_command, bench=cmd_bench)
+                kaggle=kaggle_command, bench=cmd_bench, export=cmd_export)
 
 def main(argv=None) -> int:
     "Entry point of the `tinytrainer` command."
     a = parse(argv)
     try: return COMMANDS.get(a.command, cmd_stage)(a)
-    except (ConfigError, DataError, RunConflict, RunNameError, MergeError, FileNotFoundError, FileExistsError, PermissionError) as e:
+    except (ConfigError, DataError, RunConflict, RunNameError, MergeError, CheckpointError, NonFiniteLoss, ProbeError, FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import get_type_hints
 
+from tqdm.auto import tqdm
+
 from .assets import load_tokenizer
 from .config import Config, DataSpec, SFTConfig, SourceSpec, to_dict
 from .loading import DataError, Opened, drop_too_long, open_source
@@ -159,8 +161,11 @@ def fits(cfg: Config, tok, mix: str):
 def open_all(cfg: Config) -> dict:
     "Open every source of every mixture; any unusable source stops here, before formatting."
     d = cfg.curate.data
-    return {mix: [open_source(s, d.seed, f'curate.data.{mix}[{i}]') for i, s in enumerate(getattr(d, mix))]
-            for mix in ('eval',) + MIXES}
+    todo = [(mix, i, s) for mix in (EVAL,) + MIXES for i, s in enumerate(getattr(d, mix))]
+    out = {mix: [] for mix in (EVAL,) + MIXES}
+    for mix, i, s in tqdm(todo, desc='curate: opening sources', unit='source', disable=len(todo) < 4):
+        out[mix].append(open_source(s, d.seed, f'curate.data.{mix}[{i}]'))
+    return out
 
 def curate(cfg: Config, name: str | None = None, force: bool = False, tokenizer=None, quiet=False) -> Path:
     "Run stage 1 for `cfg`; returns the run directory (reused if already finished with this config)."

@@ -4,11 +4,11 @@
 
 # %% ../nbs/90_devtools.ipynb #4c3ba497
 from __future__ import annotations
-import json, re, sys
+import json, os, re, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['notebook_to_markdown', 'project_root', 'write_readme']
+__all__ = ['notebook_to_markdown', 'project_root', 'write_readme', 'run_here']
 
 # %% ../nbs/90_devtools.ipynb #831ad359
 def _directives(src: str) -> set:
@@ -54,3 +54,16 @@ def write_readme(root=None, check: bool = False) -> int:
         print('README.md is out of sync with nbs/index.ipynb: run `tinytrainer readme`', file=sys.stderr); return 1
     readme.write_text(text); print(f'wrote {readme}')
     return 0
+
+# %% ../nbs/90_devtools.ipynb #14bcdac6
+def run_here(flag: str) -> bool:
+    "Whether a cell flagged `flag` ('slow' or 'gpu') runs here; if not, one line saying why."
+    if 'execnb' in sys.modules: return True          # under nbdev_test, which runs flagged cells only when asked
+    if flag == 'gpu':
+        import torch   # here: importing tinytrainer must not import torch
+        if torch.cuda.is_available(): return True
+        print('skipped: a gpu cell, and this machine has no CUDA GPU (it runs in the GPU check)')
+        return False
+    if os.environ.get('TINYTRAINER_SLOW') == '1': return True
+    print(f'skipped: a {flag} cell (minutes on a CPU); set TINYTRAINER_SLOW=1 to run it')
+    return False

@@ -109,7 +109,7 @@ def evaluate_model(model, tokenizer, cfg: Config, data, label: str = 'model') ->
     "Everything the report says about one model: per-set scores, held-out losses, free-form answers, each problem's row."
     t0, e, fmt = time.time(), cfg.eval, cfg.model.prompt_format
     problems = eval_problems(cfg, data)
-    _, rows = evaluate_exact_match(model, tokenizer, problems, fmt, e.max_new_tokens, e.batch_size)
+    _, rows = evaluate_exact_match(model, tokenizer, problems, fmt, e.max_new_tokens, e.batch_size, desc=f'eval: {label}')
     for r, p in zip(rows, problems): r['set'] = p['set']
     heldout = {s: h for s, st in HELDOUT.items() if s in data
                and (h := heldout_loss(model, tokenizer, data[s], cfg, st)) is not None}

@@ -8,6 +8,8 @@ import math, re
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 
+from tqdm.auto import tqdm
+
 import tinytrainer.generate as _gen
 from .sources import normalize_number
 
@@ -144,8 +146,8 @@ def score_responses(problems: list[dict], responses: list) -> tuple[Score, list[
     return Score.of(count('correct'), len(rows), count('readable'), count('truncated')), rows
 
 def evaluate_exact_match(model, tokenizer, problems: list[dict], fmt: str, max_new_tokens: int = 256,
-                         batch_size: int = 16, generate_fn=None) -> tuple[Score, list[dict]]:
-    "(Score, per-problem rows) of greedy answers to `problems` (dicts with prompt, answer, answer_type)."
+                         batch_size: int = 16, generate_fn=None, desc: str | None = None) -> tuple[Score, list[dict]]:
+    "(Score, per-problem rows) of greedy answers to `problems` (dicts with prompt, answer, answer_type); `desc`: a progress bar."
     problems = list(problems)
     for i, p in enumerate(problems):
         missing = [k for k in ('prompt', 'answer', 'answer_type') if k not in p]
@@ -154,6 +156,10 @@ def evaluate_exact_match(model, tokenizer, problems: list[dict], fmt: str, max_n
             raise ValueError(f"problem {i} has no checkable answer (answer_type {p['answer_type']!r}): "
                              "evaluate only records with answer_type 'number' or 'label'")
     gen = generate_fn or _gen.generate
-    out = gen(model, tokenizer, [p['prompt'] for p in problems], fmt, max_new_tokens=max_new_tokens,
-              do_sample=False, batch_size=batch_size)
+    out, prompts = [], [p['prompt'] for p in problems]
+    with tqdm(total=len(prompts), desc=desc, unit='problem', disable=desc is None) as bar:
+        for i in range(0, len(prompts), batch_size):
+            out += gen(model, tokenizer, prompts[i:i + batch_size], fmt, max_new_tokens=max_new_tokens,
+                       do_sample=False, batch_size=batch_size)
+            bar.update(len(prompts[i:i + batch_size]))
     return score_responses(problems, [r[0] for r in out])

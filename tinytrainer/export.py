@@ -21,7 +21,7 @@ def _gguf():
 # %% auto #0
 __all__ = ['OUTTYPES', 'GGUF_ARCHS', 'CHECK_CONVERSATIONS', 'EXPORT_EXAMPLE', 'llama_permute', 'gguf_tensors', 'tokenizer_fields',
            'write_gguf', 'TemplateError', 'chat_parts', 'ollama_template', 'render_go_template', 'stop_strings',
-           'ollama_modelfile', 'export_gguf', 'add_export_parser', 'cmd_export']
+           'ollama_modelfile', 'export_gguf']
 
 # %% ../nbs/24_export.ipynb #24781f8f
 def llama_permute(w, n_head: int, n_head_kv: int):
@@ -76,10 +76,10 @@ def tokenizer_fields(tokenizer, n_vocab: int | None = None) -> dict:
     n = max([n_vocab or 0, len(tokenizer), max(model['vocab'].values()) + 1, *(i + 1 for i in added)])
     tokens, types = [f'[PAD{i}]' for i in range(n)], [T.UNUSED] * n   # rows the embedding has beyond the vocabulary
     for t, i in model['vocab'].items(): tokens[i], types[i] = t, T.NORMAL
+    for i, a in added.items(): tokens[i], types[i] = a['content'], T.CONTROL if a['special'] else T.USER_DEFINED
     spm = bool(model.get('byte_fallback'))
     for i, t in enumerate(tokens):
         if spm and len(t) == 6 and t.startswith('<0x') and t.endswith('>'): types[i] = T.BYTE
-    for i, a in added.items(): tokens[i], types[i] = a['content'], T.CONTROL if a['special'] else T.USER_DEFINED
     if spm and tokenizer.unk_token_id is not None: types[tokenizer.unk_token_id] = T.UNKNOWN
     ids = tokenizer('a').input_ids
     f = dict(model='llama' if spm else 'gpt2', pre='default' if spm else _pre_tokenizer(j.get('pre_tokenizer')),
@@ -345,31 +345,3 @@ EXPORT_EXAMPLE = '''example:
   tinytrainer export --gguf --preset demo --out export/f16
   tinytrainer export --gguf --outtype q8_0 --preset demo --stage cot --out export/q8
   cd export/f16 && ollama create tiny -f Modelfile && ollama run tiny'''
-
-def add_export_parser(sub, common=None):
-    "The `export` subcommand of the CLI; `common` adds --preset/--config/--set/--name/--output-root/--force (default: cli's)."
-    import argparse
-    if common is None: from tinytrainer.cli import _common as common   # imported when cli builds its parser: no import cycle
-    p = sub.add_parser('export', help="write a run's merged stack as a GGUF file (llama.cpp, Ollama) with a Modelfile",
-                       description="Merge a run's adapter stack into its base (unquantized) and write it as a GGUF file, "
-                                   "with an Ollama Modelfile carrying the chat template.",
-                       epilog=EXPORT_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common(p)
-    p.add_argument('--gguf', action='store_true', help='write a GGUF file (the one format so far)')
-    p.add_argument('--outtype', default='f16', choices=list(OUTTYPES), help='weights: f16 (default), q8_0 (half the size) or f32')
-    p.add_argument('--out', type=Path, required=True, help='folder for the GGUF file and its Modelfile')
-    p.add_argument('--stage', default='', help='the run whose stack is exported (default: the last finished of dpo, cot, sft)')
-    return p
-
-def cmd_export(a) -> int:
-    "The CLI's `export` command."
-    from tinytrainer.cli import config_from_args, stage_run
-    if not a.gguf:
-        print('tinytrainer export: error: choose a format: --gguf (`tinytrainer merge` writes safetensors)', file=sys.stderr)
-        return 2
-    run = stage_run(config_from_args(a), a.name, a.stage)
-    path = export_gguf(run, a.out, a.outtype, force=a.force)
-    mf = path.parent / 'Modelfile'
-    print(f'wrote {path} ({path.stat().st_size / 2**20:.0f} MiB)' + (f' and {mf}' if mf.exists() else ''))
-    print(f'  llama.cpp: llama-cli -m {path}\n  Ollama:    cd {path.parent} && ollama create {path.stem} -f Modelfile && ollama run {path.stem}')
-    return 0

@@ -4,17 +4,18 @@
 
 # %% ../nbs/21_kernel.ipynb #e6019b5b
 from __future__ import annotations
-import json, os, shutil, stat, subprocess, sys
+import json, os, re, shutil, stat, subprocess, sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import pipeline
 from .kaggle import STAGES, KernelSpec, kernel_id, next_spec, spec_for
 from .runs import MANIFEST, RunNameError, check_name, read_manifest, run_dir, write_json
 
 # %% auto #0
 __all__ = ['CPU_PRESETS', 'T4X2_HINT', 'KernelSetupError', 'kaggle_dirs', 'stage_function', 'hardware_verdict', 'torch_arch_list',
            'check_hardware', 'FoundRun', 'last_step', 'find_runs', 'pick_runs', 'check_input_run', 'relink_adapters',
-           'missing_input', 'import_inputs', 'prepare_kernel', 'show_results']
+           'missing_input', 'import_inputs', 'prepare_kernel', 'gpu_memory', 'show_results']
 
 # %% ../nbs/21_kernel.ipynb #98bd1e15
 class KernelSetupError(RuntimeError):
@@ -199,7 +200,21 @@ def prepare_kernel(stage: str, preset: str, overrides=(), name: str | None = Non
     cfg.output_root = str(working / 'runs')
     check_hardware(spec, cfg.preset)
     for line in import_inputs(spec, name or cfg.preset, input_root, cfg.output_root): print(line)
+    st = pipeline.stage(stage)
+    if st.plan:
+        cur = run_dir(cfg.output_root, name or cfg.preset, 'curate')
+        try: print('\nThe plan (estimates; no weights loaded):\n' + st.plan(st, cfg, cur if read_manifest(cur) else None))
+        except ValueError as e: print(f'(no plan for this model: {e})')
+    print(gpu_memory())
     return cfg
+
+def gpu_memory() -> str:
+    "GPU memory in use, read with nvidia-smi (never through CUDA: this process must still be able to fork the workers)."
+    try: out = subprocess.run(['nvidia-smi', '--query-gpu=index,name,memory.used,memory.total', '--format=csv,noheader'],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError): return 'GPU memory: no nvidia-smi here (no GPU)'
+    if out.returncode: return 'GPU memory: nvidia-smi failed: ' + (out.stderr.strip() or out.stdout.strip())[:200]
+    return 'GPU memory: ' + '; '.join(l.strip() for l in out.stdout.strip().splitlines())
 
 def _samples(path: Path, stage: str, n: int = 3) -> list[str]:
     from tinytrainer.launch import format_sample
@@ -225,7 +240,8 @@ def show_results(cfg, stage: str, name: str | None = None):
     from IPython.display import Image, Markdown, display
     spec, path = spec_for(stage), run_dir(cfg.output_root, name or cfg.preset, stage)
     for png in sorted(path.glob('*.png')): display(Image(filename=str(png)))
-    if (path / 'report.md').exists(): display(Markdown((path / 'report.md').read_text()))
+    if (path / 'report.md').exists():   # its images are shown above: a relative link would be a broken image here
+        display(Markdown(re.sub(r'!\[[^\]]*\]\([^)]*\)\n?', '', (path / 'report.md').read_text())))
     samples = _samples(path, stage)
     print('Samples:' if samples else 'Samples: none in this run'); print('\n'.join(samples))
     if read_manifest(path):
@@ -239,3 +255,4 @@ def show_results(cfg, stage: str, name: str | None = None):
     runs = Path(cfg.output_root) / (name or cfg.preset)
     sizes = {p.name: sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) for p in sorted(runs.iterdir()) if p.is_dir()}
     print('output: ' + ', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in sizes.items()))
+    print(gpu_memory())

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'RunConflict', 'atomic_write', 'write_json', 'read_json', 'content_hash',
-           'fingerprint', 'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun',
-           'read_manifest', 'set_aside', 'clear_run', 'prepare_run', 'elapsed', 'finish_run', 'run_lock', 'find_run',
-           'run_once', 'Kernel', 'Stage']
+__all__ = ['PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH', 'RunConflict', 'atomic_write', 'write_json', 'read_json',
+           'content_hash', 'fingerprint', 'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir',
+           'DamagedRun', 'read_manifest', 'set_aside', 'clear_run', 'prepare_run', 'launch_id', 'elapsed', 'finish_run',
+           'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage']
 
 # %% ../nbs/01_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -169,6 +169,12 @@ def prepare_run(root, name: str, stage: str, fp: str, force: bool = False, resum
     return path, 'new'
 
 ELAPSED = '.elapsed.json'   # the seconds every invocation of an unfinished run has spent in it
+LAUNCH = '.launch.json'     # under torchrun / accelerate launch: rank 0's decision (reuse or work), for the other ranks
+
+def launch_id() -> str | None:
+    "One id per `torchrun` / `accelerate launch` invocation, the same in all its ranks (None outside one)."
+    if 'LOCAL_RANK' not in os.environ or int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
+    return f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}:{os.environ.get('MASTER_PORT', '')}:{os.getppid()}"
 
 def elapsed(path) -> float | None:
     "Seconds spent in run folder `path` over every invocation so far (this one included), or None outside `run_once`."
@@ -220,7 +226,11 @@ def run_once(root, name: str, stage: str, fp: str, work, force: bool = False, re
     """The run folder of `stage` for fingerprint `fp`: reused when finished, else prepared (new or resumed) and
     handed to `work(path, status)` under the run lock. Every stage's reuse/resume goes through here."""
     with run_lock(root, name):
-        path, status = prepare_run(root, name, stage, fp, force=force, resumable=resumable)
+        try: path, status = prepare_run(root, name, stage, fp, force=force, resumable=resumable)
+        except RunConflict as e:   # the other ranks of a launch must not wait for a run that will not come
+            if launch_id() and e.path is not None and e.path.is_dir(): write_json(e.path / LAUNCH, dict(launch=launch_id(), status='failed'))
+            raise
+        if launch_id(): write_json(path / LAUNCH, dict(launch=launch_id(), status=status))   # what the other ranks follow
         if status == 'reuse':
             if not quiet: print(f'{stage}: reusing the finished run in {path}')
             return path

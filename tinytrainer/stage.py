@@ -14,11 +14,12 @@ from .hardware import REQUESTED, cpu_threads, make_accelerator, run_precision
 from .launch import LiveView, in_distributed_launch, in_notebook, launch, save_loss_plot
 from .model import add_lora, load_base, load_stack, save_adapter
 from .plan import activation_bytes
-from .runs import (Stage, content_hash, find_run, fingerprint, finish_run, read_json, read_manifest, run_dir, run_once,
+from .runs import (LAUNCH, Stage, content_hash, find_run, fingerprint, launch_id, finish_run, read_json, read_manifest, run_dir, run_once,
                               write_json)
-from .stack import base_seed, probe_logits, resolve_stack
+from .checkpoint import CheckpointError
+from .stack import base_seed, probe_logits, resolve_stack, save_probe
 from .tokenization import tokenize_records
-from .train import lm_loss, read_metrics, train_loop
+from .train import NonFiniteLoss, TrainResult, lm_loss, read_metrics, train_loop
 
 
 # %% auto #0
@@ -75,15 +76,17 @@ def stage_worker(stage: Stage, cfg_d: dict, run_dir: str, data_dir: str, stack: 
     ex = (stage.examples or lm_examples)(cfg, stage, tok, data_dir, acc, model, run_dir)
     sampler = Sampler(tok, ex['prompts'], m.prompt_format, run_dir, echo and acc.is_main_process)
     loss_fn = stage.objective(cfg) if stage.objective else lm_loss
-    res = train_loop(acc, model, ex['train'], sc.train, run_dir, sc.train.micro_batch_tokens, tok.pad_token_id,
-                     loss_fn=loss_fn, eval_examples=ex['heldout'], sample_fn=sampler, meta=dict(stage=stage.name))
+    try: res = train_loop(acc, model, ex['train'], sc.train, run_dir, sc.train.micro_batch_tokens, tok.pad_token_id,
+                          loss_fn=loss_fn, eval_examples=ex['heldout'], sample_fn=sampler, meta=dict(stage=stage.name))
+    except CheckpointError as e:   # raised on every rank together: say it once, cleanly, in the parent
+        res = TrainResult('checkpoint_error', 0, 0, message=str(e))
     if acc.is_main_process:
         if res.status == 'done':
             trained = acc.unwrap_model(model)
             save_adapter(trained, stage.name, run_dir / 'adapter')
             tok.save_pretrained(run_dir / 'tokenizer')
-            torch.save(probe_logits(trained, tok, m.prompt_format), run_dir / 'probe.pt')
-        write_json(run_dir / 'result.json', dict(status=res.status, step=res.step, total=res.total, precision=precision,
+            save_probe(probe_logits(trained, tok, m.prompt_format), run_dir)
+        write_json(run_dir / 'result.json', dict(status=res.status, step=res.step, total=res.total, message=res.message, precision=precision,
                                                  processes=acc.num_processes, tokenization=ex.get('counts', {}),
                                                  train_examples=len(ex['train']), heldout_examples=len(ex['heldout'])))
     acc.wait_for_everyone()
@@ -120,6 +123,8 @@ def run_stage(stage: Stage, cfg: Config, name: str | None = None, force: bool = 
     fp = fingerprint(stage.name, RUN_FORMAT, to_dict(cfg.model), to_dict(getattr(cfg, stage.section)), inputs)
     args = lambda path, echo: (stage, to_dict(cfg), str(path), str(data_dir), stack, echo)
     if follower: return follow_run(cfg.output_root, name, stage.name, fp, lambda path: stage_worker(*args(path, False)))
+    delay = os.environ.get('TINYTRAINER_FAULT', '')   # a test hook: rank 0 reaches the run folder late
+    if delay.startswith('rank0_delay_s:'): time.sleep(float(delay.split(':')[1]))
     def work(path, status):
         to_yaml(cfg, path / 'config.yaml')
         (path / 'result.json').unlink(missing_ok=True)
@@ -140,13 +145,19 @@ def wait_for_run(root, name, stage, fp, timeout=1800) -> Path:
     return path
 
 def follow_run(root, name, stage, fp, work, timeout=1800) -> Path:
-    "Under `accelerate launch`, a rank other than 0 waits for rank 0 to prepare run `stage`, then does `work(path)` in it."
-    path, t = run_dir(root, name, stage), time.time()
+    """Under `accelerate launch`, a rank other than 0 waits for rank 0's decision on run `stage` *in this launch*
+    (`runs.LAUNCH`: reuse, or work), then returns or does `work(path)` in it. An older finished run in the folder
+    is not a decision: with `--force` rank 0 replaces it, and a follower that returned would leave rank 0 alone."""
+    path, t, me = run_dir(root, name, stage), time.time(), launch_id()
     while time.time() - t < timeout:
-        if (read_manifest(path) or {}).get('fingerprint') == fp: return path          # rank 0 reuses it
-        started = path / 'started.json'
-        if started.exists() and read_json(started).get('fingerprint') == fp:
-            work(path); return path
+        try: said = read_json(path / LAUNCH)
+        except (OSError, ValueError): said = {}
+        if said.get('launch') == me:
+            if said.get('status') == 'reuse': return path
+            if said.get('status') == 'failed': raise RuntimeError(f'rank 0 could not prepare {path}: see its message')
+            started = path / 'started.json'
+            if started.exists() and read_json(started).get('fingerprint') == fp:
+                work(path); return path
         time.sleep(0.5)
     raise TimeoutError(f'rank {os.environ.get("RANK")}: rank 0 did not prepare {path} within {timeout} s')
 
@@ -155,6 +166,8 @@ def finish_training(path: Path, stage: Stage, cfg: Config, name: str, fp: str, s
     if not (path / 'result.json').exists(): raise RuntimeError(f'{stage.name}: the workers ended without a result; see the output above')
     res, metrics = read_json(path / 'result.json'), read_metrics(path / 'metrics.jsonl')
     save_loss_plot(metrics, path / 'loss.png', f'{stage.name} ({name})')
+    if res['status'] == 'nonfinite': raise NonFiniteLoss(f"{stage.name}: {res.get('message')}")
+    if res['status'] == 'checkpoint_error': raise CheckpointError(f"{stage.name}: {res.get('message')}")
     if res['status'] != 'done':
         print(f"{stage.name}: stopped at step {res['step']}/{res['total']} to stay inside the time budget; run again to resume")
         return
