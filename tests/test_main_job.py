@@ -1,5 +1,5 @@
 """The README's main job, as a user runs it: `tinytrainer run` in an empty folder, offline. The README's own
-command (`--preset demo`, about 25 minutes on 2 cores) is the slow check in nbs/17_pipeline.ipynb; here the
+command (`--preset demo`, about 25 minutes on 2 cores) is the slow check in nbs/48_pipeline.ipynb; here the
 same command runs every stage on the `tiny` preset."""
 import os, re, subprocess
 from pathlib import Path

@@ -9,7 +9,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).parents[1]
 
 def test_sft_notebook_live_plot_and_samples(tmp_path):
-    nb = nbformat.read(ROOT / 'nbs' / '11_sft.ipynb', as_version=4)
+    nb = nbformat.read(ROOT / 'nbs' / '42_sft.ipynb', as_version=4)
     flagged = re.compile(r'^#\|\s*(slow|gpu|kaggle)\s*$', re.M)     # skipped as nbdev_test skips them
     nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and flagged.search(c.source))]
     params = next(c for c in nb.cells if c.cell_type == 'code' and 'preset =' in c.source)

@@ -161,3 +161,11 @@ def test_kernels_are_made_from_the_stage_chapters(tmp_path, monkeypatch):
         assert 'extra = 1   # a new parameter' in text
     finally: pipeline.add_stage(sft, before='cot')
     assert pipeline.stage('sft') is sft and kaggle.sync_kernels(root, check=True) == 0
+
+
+def test_notebook_numbers_are_unique_and_the_tour_comes_first():
+    from tinytrainer.devtools import project_root
+    nbs = sorted(p.name for p in (project_root(PKG) / 'nbs').glob('*.ipynb') if p.stem != 'index')
+    numbers = [n.split('_')[0] for n in nbs]
+    assert len(set(numbers)) == len(numbers), sorted(n for n in numbers if numbers.count(n) > 1)
+    assert nbs[0] == '00_tour.ipynb' and all(n[:2].isdigit() for n in nbs)

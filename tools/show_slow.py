@@ -1,6 +1,6 @@
 """Run a notebook through a real Jupyter kernel, `slow` cells included (gpu/kaggle cells skipped), and print
 what its slow cells printed: nbdev_test runs the same cells but hides their output.
-Usage: python tools/show_slow.py nbs/11_sft.ipynb"""
+Usage: python tools/show_slow.py nbs/42_sft.ipynb"""
 import nbformat, re, os, sys, time
 from nbclient import NotebookClient
 path = os.path.abspath(sys.argv[1])
