@@ -9,9 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import LoraSpec, ModelSpec, QuantSpec, preset
-from .model import RANDOM_SHAPES, precision_dtype
+from .model import RANDOM_SHAPES, add_lora, load_base, lora_config, precision_dtype
 from .plan import param_counts
 from .tokenization import IGNORE
+from .generate import generate
+from .hardware import choose_precision, cpu_cores, list_gpus
+from .stage import gradient_checkpointing, make_accelerator
+from .train import build_plan, read_metrics, train_loop
 
 # %% auto #0
 __all__ = ['CPU_SHAPE', 'GPU_SHAPE', 'QUICK_SHAPE', 'PEAK_TFLOPS', 'TARGETS', 'SETTINGS', 'T4_NAME', 'gpu_peak_flops',
@@ -137,7 +141,6 @@ def run_upstream(folder, examples, device, precision: str, steps: int, seed: int
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, DataCollatorForLanguageModeling,
                               Trainer, TrainingArguments)
-    from tinytrainer.model import lora_config
     tok, kw = AutoTokenizer.from_pretrained(folder), dict(dtype=precision_dtype(precision), attn_implementation='sdpa')
     if device.type == 'cuda':
         kw.update(device_map={'': device.index or 0}, quantization_config=BitsAndBytesConfig(
@@ -165,7 +168,6 @@ def run_trl(folder, examples, device, precision: str, steps: int, seed: int = 0)
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-    from tinytrainer.model import lora_config
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=precision_dtype(precision), attn_implementation='sdpa',
                                                  device_map={'': str(device)})
@@ -183,9 +185,6 @@ def run_tinytrainer(folder, examples, device, precision: str, steps: int, sft, l
     "(c) `train_loop` with the `sft` stage config `sft` (an `SFTConfig`), for `steps` optimizer steps."
     import torch
     from accelerate import Accelerator
-    from tinytrainer.model import add_lora, load_base
-    from tinytrainer.stage import gradient_checkpointing, make_accelerator
-    from tinytrainer.train import build_plan, read_metrics, train_loop
     acc = Accelerator(cpu=True) if device.type == 'cpu' else make_accelerator(precision)
     spec = replace(sft.train, max_steps=steps, eval_every=0, sample_every=0, save_every=0, time_budget_min=0.0)
     base, tok = load_base(ModelSpec(name=str(folder)), sft.quant, precision, device=acc.device)
@@ -208,7 +207,6 @@ def bench_generation(folder, device, precision: str, n_prompts: int, n_single: i
     "New tokens per second of `generate`: `n_single` prompts one per call vs `n_prompts` prompts in one call, alternating."
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from tinytrainer.generate import generate
     tok = AutoTokenizer.from_pretrained(folder)
     dtype = torch.float32 if device.type == 'cpu' else precision_dtype(precision)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation='sdpa', device_map={'': str(device)})
@@ -265,7 +263,6 @@ def run_t4_budget(folder, examples, device, steps, sft) -> Result:
 def run_bench(device: str = 'cpu', rounds: int | None = None, seed: int = 0, quick: bool = False) -> dict:
     "Measure every system, alternating, `rounds` times; returns results, generation figures and facts of the machine."
     import torch
-    from tinytrainer.hardware import choose_precision, cpu_cores, list_gpus
     dev = torch.device('cpu') if device == 'cpu' else torch.device('cuda', 0)
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError('bench --device cuda: no CUDA GPU here')
     st = SETTINGS[dev.type]

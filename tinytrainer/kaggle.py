@@ -8,7 +8,7 @@ import argparse, json, os, re, shutil, sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import pipeline
+from . import pipeline, wheels
 from .devtools import project_root
 
 # %% auto #0
@@ -332,7 +332,6 @@ def kaggle_command(a) -> int:
 def _kaggle_command(a) -> int:
     if a.kaggle_command == 'build': return cmd_build(a)
     if a.kaggle_command == 'sync': return sync_kernels(project_root(), a.check)
-    from tinytrainer import wheels
     if a.kaggle_command == 'wheels':
         try: owner = kaggle_username(a.user)
         except KaggleSetupError: owner = OWNER; print(f'no Kaggle user name: the dataset id uses the placeholder {OWNER}; pass --user NAME')

@@ -8,9 +8,14 @@ import json, os, re, shutil, stat, subprocess, sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import pipeline
+from . import __version__, pipeline
 from .kaggle import STAGES, KernelSpec, kernel_id, next_spec, spec_for
 from .runs import MANIFEST, RunNameError, check_name, read_manifest, run_dir, write_json
+from .config import load_config
+from .curate import load_curated
+from .hardware import doctor_report, list_gpus
+from .launch import format_sample
+from .train import read_metrics
 
 # %% auto #0
 __all__ = ['CPU_PRESETS', 'T4X2_HINT', 'KernelSetupError', 'kaggle_dirs', 'stage_function', 'hardware_verdict', 'torch_arch_list',
@@ -28,8 +33,7 @@ def kaggle_dirs() -> tuple[Path, Path]:
 def stage_function(func: str):
     "The library function `func` (e.g. `run_sft`), from whichever TinyTrainer module exports it."
     import importlib
-    from tinytrainer import __version__
-    from tinytrainer._modidx import d
+    from tinytrainer._modidx import d   # the package's index (data, no module of ours)
     for mod, syms in d['syms'].items():
         if f'{mod}.{func}' in syms: return getattr(importlib.import_module(mod), func)
     raise KernelSetupError(f'TinyTrainer {__version__} has no `{func}`: this stage is not in the installed version. Build '
@@ -68,7 +72,6 @@ def torch_arch_list() -> list[str]:
 def check_hardware(spec: KernelSpec, preset: str):
     "Print the doctor's report and the verdict; raise `KernelSetupError` if the stage cannot run here. Leaves CUDA untouched."
     from importlib.metadata import PackageNotFoundError, version
-    from tinytrainer.hardware import doctor_report, list_gpus
     gpus = list_gpus()
     try: bnb = None if gpus else (True, f"{version('bitsandbytes')} (not probed: no GPU)")  # the probe runs in a child
     except PackageNotFoundError: bnb = (False, 'not installed')
@@ -192,8 +195,6 @@ def import_inputs(spec: KernelSpec, name: str, input_root, output_root) -> list[
 # %% ../nbs/51_kernel.ipynb #3022d67e
 def prepare_kernel(stage: str, preset: str, overrides=(), name: str | None = None):
     "The kernel's first step: the config, the hardware check, the stage function, the inputs; returns the config."
-    from tinytrainer import __version__
-    from tinytrainer.config import load_config
     spec, (input_root, working) = spec_for(stage), kaggle_dirs()
     print(f'{spec.title} with TinyTrainer {__version__}: input {input_root}, output {working}')
     cfg = load_config(preset, overrides=list(overrides))
@@ -217,8 +218,6 @@ def gpu_memory() -> str:
     return 'GPU memory: ' + '; '.join(l.strip() for l in out.stdout.strip().splitlines())
 
 def _samples(path: Path, stage: str, n: int = 3) -> list[str]:
-    from tinytrainer.launch import format_sample
-    from tinytrainer.train import read_metrics
     recs = read_metrics(path / 'samples.jsonl')
     if recs and all('step' in r for r in recs):   # a training stage: the samples of its last step
         last = max(r['step'] for r in recs)
@@ -226,7 +225,6 @@ def _samples(path: Path, stage: str, n: int = 3) -> list[str]:
     if recs:                                       # the eval stage: answers per model
         return [f"[{r.get('model', '')}] {r['prompt']!r}\n  -> {r['response']!r}" for r in recs]
     if stage == 'curate' and (path / 'data').is_dir():
-        from tinytrainer.curate import load_curated
         data = load_curated(path)
         return [f"[{split} {i}] {r['prompt']!r}\n  -> {r['completion']!r}" for split in ('sft_train', 'cot_train')
                 for i, r in enumerate(data[split].select(range(min(n, len(data[split])))))]

@@ -8,6 +8,7 @@ import io, os, socket, sys, threading
 from pathlib import Path
 
 from .train import read_metrics
+from .hardware import gpu_count
 
 # %% auto #0
 __all__ = ['free_port', 'fork_traps', 'in_distributed_launch', 'launch', 'plot_losses', 'loss_figure', 'save_loss_plot',
@@ -40,7 +41,6 @@ def in_distributed_launch() -> bool:
 
 def launch(fn, args=(), num_processes: int | None = None):
     "Run `fn(*args)` on every visible GPU, in this process, or as `num_processes` ranks (see the table)."
-    from tinytrainer.hardware import gpu_count
     if in_distributed_launch(): return fn(*args)
     n = num_processes or max(1, gpu_count())
     if n == 1: return fn(*args)

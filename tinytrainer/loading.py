@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import SourceSpec
 from .sources import KINDS, NUMBER, SOURCES, Source, local_source
 import tinytrainer.ladder  # registers the generated sources
+from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
 __all__ = ['DATA_SUFFIXES', 'DataError', 'check_utf8', 'Opened', 'open_source', 'length_skips', 'drop_too_long']
@@ -235,7 +236,6 @@ def open_source(spec: SourceSpec, seed: int = 42, where: str = 'source') -> Open
 def length_skips(recs, tokenizer, max_len: int, fmt: str = 'chat', whole: bool = False,
                  chars_per_token: int = 64, batch: int = 1024) -> list[str | None]:
     "Per record: `'prompt_too_long'`, `'too_long'` (only with `whole`) or None, as `tokenize_records` would treat it."
-    from tinytrainer.tokenization import encode_prompts, render_prompt
     recs, out = list(recs), []
     limit = max_len * chars_per_token
     for i in range(0, len(recs), batch):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .runs import atomic_write, read_json, write_json
 from .train import read_metrics
+from .launch import plot_losses
 
 # %% auto #0
 __all__ = ['REPORT_FILES', 'summarize', 'cell', 'pct', 'duration', 'scores_table', 'stages_table', 'samples_section',
@@ -138,7 +139,6 @@ def losses_figure(stages: list[dict], path):
     "One panel per training stage: train loss per step and held-out loss (markers), from its metrics.jsonl."
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
-    from tinytrainer.launch import plot_losses
     runs = [(s['stage'], read_metrics(Path(s['run']) / 'metrics.jsonl')) for s in stages if s.get('run')]
     runs = [(n, m) for n, m in runs if m]
     fig, axes = plt.subplots(1, max(1, len(runs)), figsize=(4.2 * max(1, len(runs)), 3.2), squeeze=False, sharey=True)

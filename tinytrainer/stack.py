@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib, os, shutil, tempfile
 from pathlib import Path
 
-from .config import Config, from_dict
+from .config import Config, QuantSpec, from_dict
 from .runs import read_manifest, write_json
+from .model import active_adapters, is_kbit, load_base, load_stack
+from .tokenization import render_prompt
 
 # %% auto #0
 __all__ = ['PROBE_PROMPT', 'MERGE_DTYPES', 'resolve_stack', 'run_config', 'base_seed', 'load_run', 'adapters', 'probe_logits',
@@ -44,8 +46,6 @@ def base_seed(cfg: Config) -> int:
 # %% ../nbs/21_stack.ipynb #cac8f19b
 def load_run(run, precision: str = 'fp32', device=None, quantized: bool = False):
     "(model, tokenizer): the base of finished run `run` with every adapter of its stack active, in eval mode."
-    from tinytrainer.config import QuantSpec
-    from tinytrainer.model import load_base, load_stack
     cfg, man = run_config(run), read_manifest(run)
     quant = getattr(cfg, man['stage']).quant if quantized else QuantSpec()
     base, tok = load_base(cfg.model, quant, precision, device=device, seed=base_seed(cfg))
@@ -56,7 +56,6 @@ def load_run(run, precision: str = 'fp32', device=None, quantized: bool = False)
 @contextlib.contextmanager
 def adapters(model, names):
     "A context in which only the adapters `names` (in order) are active; `[]` is the bare base model."
-    from tinytrainer.model import active_adapters
     before = active_adapters(model)
     try:
         if names: model.base_model.set_adapter(list(names), inference_mode=True); yield model
@@ -70,7 +69,6 @@ PROBE_PROMPT = 'Tom has 12 apples and buys 7 more. How many apples does he have 
 def probe_logits(model, tokenizer, fmt: str, positions: int = 4):
     "Float32 logits of the last `positions` tokens of the probe prompt, in eval mode, without gradients."
     import torch
-    from tinytrainer.tokenization import render_prompt
     ids = tokenizer(render_prompt(tokenizer, PROBE_PROMPT, fmt), return_tensors='pt', add_special_tokens=False).input_ids
     dev = next(p.device for p in model.parameters())
     was = model.training
@@ -112,7 +110,6 @@ MERGE_DTYPES = ('float16', 'bfloat16', 'float32')
 
 def merge_model(model):
     "The plain transformers model with every active adapter of PeftModel `model` merged into its weights."
-    from tinytrainer.model import active_adapters, is_kbit
     if is_kbit(model):
         raise MergeError('this stack sits on a 4-bit (or 8-bit) base: merging into quantized weights is not exact. '
                          "Reload the base in 16-bit and merge there: merge_run(run, out, dtype='float16') "

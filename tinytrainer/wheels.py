@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64, hashlib, importlib.util, json, os, subprocess, sys, tempfile, time, zipfile
 from pathlib import Path
 from urllib.parse import unquote
+from .devtools import project_root
 
 # %% auto #0
 __all__ = ['KAGGLE_PYTHON', 'KAGGLE_TORCH', 'STUB_LABEL', 'PLATFORMS', 'OURS', 'pip_env', 'target_args', 'metadata_wheel',
@@ -110,7 +111,6 @@ def _read_lock(path) -> tuple[str | None, list[str]]:
 
 def build_wheels(out, owner: str, torch: str = KAGGLE_TORCH, root=None, python: str = KAGGLE_PYTHON) -> Path:
     "Write the wheels dataset into `out`: TinyTrainer's wheel, its requirements' wheels (not torch), the metadata."
-    from tinytrainer.devtools import project_root
     out, root, t0 = Path(out), project_root(root), time.time()
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob('tinytrainer-*.whl'): old.unlink()
