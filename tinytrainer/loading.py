@@ -150,6 +150,7 @@ def _split_named(rel: str, split: str) -> str | None:
         if w in words: found = words[w]
     return found
 
+# %% ../nbs/12_loading.ipynb #6369cdbd
 def _read_file(spec, src, p, skipped, bad_lines, tag=''):
     suffix = p.suffix.lower()
     if suffix not in DATA_SUFFIXES:
@@ -187,6 +188,7 @@ def _read_folder(spec, src, p, split, skipped, bad_lines, files, unread, where):
         rows += got
     return rows
 
+# %% ../nbs/12_loading.ipynb #3dfb31b8
 def _load_local(spec, src, path, split, skipped, bad_lines, files, unread, where):
     p = Path(path)
     if not p.exists(): raise DataError(f"source {spec.name}: {path} does not exist")

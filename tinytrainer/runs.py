@@ -13,8 +13,8 @@ from typing import Callable
 # %% auto #0
 __all__ = ['PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH', 'RunConflict', 'atomic_write', 'write_json', 'read_json',
            'content_hash', 'fingerprint', 'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir',
-           'DamagedRun', 'read_manifest', 'set_aside', 'clear_run', 'prepare_run', 'launch_id', 'elapsed', 'finish_run',
-           'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage']
+           'DamagedRun', 'read_manifest', 'set_aside', 'clear_run', 'check_files', 'prepare_run', 'launch_id',
+           'elapsed', 'finish_run', 'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage']
 
 # %% ../nbs/04_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -128,6 +128,7 @@ OUTPUTS = {'started.json', 'result.json', MANIFEST, 'config.yaml', 'metrics.json
            'adapter', 'tokenizer', 'probe.pt', 'loss.png', 'data', 'report.json', 'report.md', 'lengths.png', 'samples',
            'pairs.jsonl', 'scores.png', 'reference', 'reference.json', 'models', 'report.png', 'scores.png'}
 
+# %% ../nbs/04_runs.ipynb #3c5d0d3f
 def clear_run(path: Path, files=()) -> None:
     "Empty run folder `path` for a new run: delete what stages write (`OUTPUTS`, `files`); anything else moves the folder aside."
     known = OUTPUTS | {str(f).split('/')[0] for f in files}
@@ -137,6 +138,17 @@ def clear_run(path: Path, files=()) -> None:
               f'in {set_aside(path)}')
     else: shutil.rmtree(path)
 
+def check_files(path: Path, man: dict) -> str:
+    "'reuse' if every file the finished run in `path` recorded a checksum of is unchanged; else a `DamagedRun` naming it."
+    for f, want in (man.get('checksums') or {}).items():
+        p = Path(path) / f
+        got = content_hash(p) if p.exists() else None
+        if got != want:
+            raise DamagedRun(f"{p}: {'missing' if got is None else 'changed since the run finished (checksum)'}. Run the "
+                             f"{man.get('stage')} stage again with --force (the old folder is kept), or restore the file.", Path(path))
+    return 'reuse'
+
+# %% ../nbs/04_runs.ipynb #471c0f9b
 def prepare_run(root, name: str, stage: str, fp: str, force: bool = False, resumable: bool = False) -> tuple[Path, str]:
     "Decide what to do in `runs/<name>/<stage>`: returns (path, 'new' | 'reuse' | 'resume')."
     path = run_dir(root, name, stage)
@@ -145,7 +157,7 @@ def prepare_run(root, name: str, stage: str, fp: str, force: bool = False, resum
         if not force: raise
         man = dict(fingerprint=None, files=[])
     if man is not None:
-        if man.get('fingerprint') == fp and not force: return path, 'reuse'
+        if man.get('fingerprint') == fp and not force: return path, check_files(path, man)
         if not force:
             raise RunConflict(
                 f"{path} holds a finished {stage} run of another config (fingerprint {man.get('fingerprint')}, "
@@ -176,6 +188,7 @@ def launch_id() -> str | None:
     if 'LOCAL_RANK' not in os.environ or int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
     return f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}:{os.environ.get('MASTER_PORT', '')}:{os.getppid()}"
 
+# %% ../nbs/04_runs.ipynb #f4cf7c37
 def elapsed(path) -> float | None:
     "Seconds spent in run folder `path` over every invocation so far (this one included), or None outside `run_once`."
     f = Path(path) / ELAPSED
@@ -187,8 +200,10 @@ def finish_run(path, stage: str, fp: str, config: dict, inputs: dict | None = No
     "Write the manifest last, atomically: from now on the run counts as finished. `wall_s`: every invocation's time, added up."
     spent = elapsed(path)
     if spent is not None: extra['wall_s'] = round(spent, 1)
+    files = sorted(str(f) for f in files)
+    sums = {f: content_hash(Path(path) / f) for f in files if (Path(path) / f).exists()}   # checked whenever the run is reused
     man = dict(stage=stage, fingerprint=fp, finished=time.strftime('%Y-%m-%dT%H:%M:%S'), inputs=inputs or {},
-               files=sorted(str(f) for f in files), config=config, versions=package_versions(),
+               files=files, checksums=sums, config=config, versions=package_versions(),
                git=git_revision(), python=platform.python_version(), **extra)
     write_json(Path(path) / MANIFEST, man)
     return man

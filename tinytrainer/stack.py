@@ -8,7 +8,7 @@ import contextlib, os, shutil, tempfile
 from pathlib import Path
 
 from .config import Config, QuantSpec, from_dict
-from .runs import read_manifest, write_json
+from .runs import DamagedRun, check_name, content_hash, read_manifest, write_json
 from .model import active_adapters, is_kbit, load_base, load_stack
 from .tokenization import render_prompt
 
@@ -19,17 +19,23 @@ __all__ = ['PROBE_PROMPT', 'MERGE_DTYPES', 'resolve_stack', 'run_config', 'base_
 
 # %% ../nbs/21_stack.ipynb #e5704ab6
 def resolve_stack(run, man: dict | None = None) -> list[tuple[str, Path]]:
-    "[(name, adapter folder), ...] of the finished run folder `run`, in stacking order."
+    """[(name, adapter folder), ...] of the finished run folder `run`, in stacking order. Each adapter is looked for
+    in its own run folder next to `run` first (a copied or moved run is self-contained); the path the manifest
+    recorded is a fallback only, and only with the checksum recorded when the adapter was trained."""
     run = Path(run)
     man = man or read_manifest(run)
     if man is None: raise FileNotFoundError(f'{run}: not a finished run (no manifest.json)')
     out = []
     for a in man.get('adapters', []):
-        candidates = [Path(a['path']), run.parent / a['name'] / 'adapter']
-        found = next((c for c in candidates if (c / 'adapter_config.json').exists()), None)
-        if found is None:
-            raise FileNotFoundError(f"{run}: adapter {a['name']!r} of the stack is missing; looked in "
-                                    + ' and '.join(str(c) for c in candidates))
+        own, recorded = run.parent / check_name(a['name']) / 'adapter', Path(a['path'])
+        if (own / 'adapter_config.json').exists(): found = own
+        elif (recorded / 'adapter_config.json').exists() and a.get('sha') and content_hash(recorded) == a['sha']: found = recorded
+        else:
+            raise FileNotFoundError(f"{run}: adapter {a['name']!r} of the stack is missing: not in {own}"
+                                    + (f', and {recorded} holds other weights than the stack was trained on' if recorded.exists() else ''))
+        if a.get('sha') and found == own and content_hash(own) != a['sha']:
+            raise DamagedRun(f"{own}: the {a['name']} adapter changed since the {man.get('stage')} run was built on it (checksum): "
+                             f"run `tinytrainer {a['name']}` and the stages after it again, or restore the adapter", own.parent)
         out.append((a['name'], found))
     return out
 

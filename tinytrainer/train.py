@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_train.ipynb #8b1dc2e5
 from __future__ import annotations
-import dataclasses, json, math, os, random, time
+import contextlib, dataclasses, json, math, os, random, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -316,7 +316,7 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
         for j, rows in enumerate(micro):
             b = collate(examples, rows, spec.packing, pad_id, acc.device)
             last = j == len(micro) - 1
-            with (acc.no_sync(model) if not last else _null()):
+            with (acc.no_sync(model) if not last else contextlib.nullcontext()):
                 with acc.autocast(): loss, aux = loss_fn(model, b)   # the loss's own matmuls in 16 bits too
                 if nan_from and n >= nan_from: loss = loss * float('nan')   # test hook
                 acc.backward(loss * (world / max(1, s.tokens)))
@@ -362,7 +362,3 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pa
         if acc.is_main_process: print(msg)
         return TrainResult('nonfinite', n, len(plan), msg)
     return TrainResult('done', len(plan), len(plan))
-
-class _null:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
