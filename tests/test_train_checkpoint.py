@@ -11,7 +11,7 @@ def loop(out, **kw):
     from tinytrainer.config import TrainSpec
     from tinytrainer.train import train_loop
     m = tiny_model()
-    return train_loop(Accelerator(cpu=True), m, tiny_examples(), TrainSpec(**{**SPEC, **kw}), out, 128, 0), m
+    return train_loop(Accelerator(cpu=True), m, tiny_examples(), TrainSpec(**{**SPEC, **kw}), out, 0), m
 
 class Evil:
     "Unpickling this writes the marker file (stands for any code)."

@@ -41,7 +41,7 @@ def worker(out, spec_kw, sleep_rank1=0.0, tag='', fault=''):
     acc = Accelerator(cpu=True)
     model = tiny_model()
     if acc.process_index == 1 and sleep_rank1: time.sleep(sleep_rank1)   # rank 1 reaches the loop later (slower loading)
-    res = train_loop(acc, model, tiny_examples(), TrainSpec(**{**SPEC, **spec_kw}), out, 128, 0)
+    res = train_loop(acc, model, tiny_examples(), TrainSpec(**{**SPEC, **spec_kw}), out, 0)
     r = dict(status=res.status, step=res.step, total=res.total, processes=acc.num_processes, message=getattr(res, 'message', ''))
     Path(out, f'result-{tag}-{acc.process_index}.json').write_text(json.dumps(r))
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util, os, shutil, tempfile
 from pathlib import Path
 
+from .runs import atomic_folder
+
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'cache_dir', 'smollm2_gguf', 'smollm2_tokenizer_dir', 'smollm2_model_dir', 'resolve_tokenizer_name',
            'load_tokenizer']
@@ -30,15 +32,9 @@ def smollm2_gguf() -> Path:
 def _convert_once(target: Path, build) -> Path:
     "Run `build(tmp_folder)` once; the folder appears under `target` only when complete."
     if (target / '.complete').exists(): return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f'.{target.name}.'))
-    try:
+    with atomic_folder(target) as tmp:
         build(tmp)
         (tmp / '.complete').write_text('ok\n')
-        if target.exists(): shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 # %% ../nbs/05_assets.ipynb #d54bfb15

@@ -193,7 +193,7 @@ def run_tinytrainer(folder, examples, device, precision: str, steps: int, sft, l
     model = add_lora(base, replace(sft.lora, r=16, targets='all-linear'), 'sft', precision, gradient_checkpointing=ckpt)
     with tempfile.TemporaryDirectory() as out:
         with contextlib.redirect_stderr(io.StringIO()):   # no progress bar in the report
-            train_loop(acc, model, examples, spec, out, spec.micro_batch_tokens, tok.pad_token_id)
+            train_loop(acc, model, examples, spec, out, tok.pad_token_id)
         log = [m for m in read_metrics(Path(out) / 'metrics.jsonl') if 'loss' in m]
     plan = build_plan(examples, spec, spec.micro_batch_tokens, 1)
     tokens = sum(len(examples[i]['input_ids']) for s in plan[1:] for rows in s.micro[0] for i in rows)

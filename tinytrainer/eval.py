@@ -13,7 +13,7 @@ from .curate import LM_MIXES, curate, load_curated
 from .evaluate import Score, evaluate_exact_match
 from .generate import generate, model_device
 from .hardware import run_precision
-from .launch import in_notebook
+from .live import in_notebook
 from .model import default_device, load_base, load_stack
 from .report import REPORT_FILES, show_report, write_report
 from .runs import Kernel, Stage, RunConflict, fingerprint, finish_run, read_json, read_manifest

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, json
 from pathlib import Path
 
-from .launch import format_sample
+from .live import format_sample
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0

@@ -14,7 +14,7 @@ from .runs import MANIFEST, RunNameError, check_name, read_manifest, run_dir, wr
 from .config import load_config
 from .curate import load_curated
 from .hardware import doctor_report, list_gpus
-from .launch import format_sample
+from .live import format_sample
 from .train import read_metrics
 
 # %% auto #0

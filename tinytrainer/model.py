@@ -10,6 +10,7 @@ from pathlib import Path
 from .assets import load_tokenizer, smollm2_model_dir
 from .config import LoraSpec, ModelSpec, QuantSpec
 from .hardware import GPU, HardwareError, bnb_problem
+from .runs import atomic_folder
 
 # %% auto #0
 __all__ = ['RANDOM_SHAPES', 'PRECISION_DTYPES', 'random_config', 'random_model', 'precision_dtype', 'local_rank',
@@ -220,15 +221,11 @@ def save_adapter(peft_model, name: str, path) -> Path:
     "Save adapter `name` alone to `path`, loadable with `PeftModel.from_pretrained(base, path)`."
     path = Path(path)
     if name not in peft_model.peft_config: raise ValueError(f'unknown adapter {name!r}; loaded: {", ".join(peft_model.peft_config)}')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
-    try:
+    with atomic_folder(path) as tmp:
         peft_model.save_pretrained(tmp, selected_adapters=[name])
-        saved = tmp if name == 'default' else tmp / name
-        if path.exists(): shutil.rmtree(path)
-        os.replace(saved, path)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        if name != 'default':   # PEFT puts a named adapter in a subfolder of its name
+            for f in list((tmp / name).iterdir()): os.replace(f, tmp / f.name)
+            (tmp / name).rmdir()
     return path
 
 def load_stack(base, stack, gradient_checkpointing=None):

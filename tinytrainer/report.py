@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .runs import atomic_write, read_json, write_json
 from .train import read_metrics
-from .launch import plot_losses
+from .live import plot_losses
 
 # %% auto #0
 __all__ = ['REPORT_FILES', 'summarize', 'cell', 'pct', 'duration', 'scores_table', 'stages_table', 'samples_section',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_runs.ipynb #0b1796b2
 from __future__ import annotations
-import fcntl, hashlib, json, os, platform, shutil, subprocess, tempfile, threading, time
+import contextlib, fcntl, hashlib, json, os, platform, shutil, subprocess, tempfile, threading, time
 from dataclasses import dataclass, is_dataclass, asdict
 from importlib import metadata
 from pathlib import Path
@@ -12,9 +12,10 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH', 'RunConflict', 'atomic_write', 'write_json', 'read_json',
-           'content_hash', 'fingerprint', 'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir',
-           'DamagedRun', 'read_manifest', 'set_aside', 'clear_run', 'check_files', 'prepare_run', 'launch_id',
-           'elapsed', 'finish_run', 'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage']
+           'atomic_folder', 'read_metrics', 'keep_records', 'content_hash', 'fingerprint', 'package_versions',
+           'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun', 'read_manifest', 'set_aside',
+           'clear_run', 'check_files', 'prepare_run', 'launch_id', 'elapsed', 'finish_run', 'run_lock', 'find_run',
+           'run_once', 'Kernel', 'Stage']
 
 # %% ../nbs/04_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -38,6 +39,36 @@ def atomic_write(path, data: str | bytes):
 
 def write_json(path, obj): atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + '\n')
 def read_json(path): return json.loads(Path(path).read_text())
+
+# %% ../nbs/04_runs.ipynb #5565db44
+@contextlib.contextmanager
+def atomic_folder(target):
+    "A temporary folder next to `target` that becomes `target` when the block ends without error (never half a folder)."
+    target = Path(target); target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f'.{target.name}.*'):   # left by a kill in an earlier write
+        if stale.is_dir(): shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f'.{target.name}.'))
+    try:
+        yield tmp
+        if target.exists(): shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/04_runs.ipynb #d3443cc0
+def read_metrics(path) -> list[dict]:
+    "The records of a JSON-lines file (metrics or samples); a last line still being written is left out."
+    p, out = Path(path), []
+    for line in (p.read_text().splitlines() if p.exists() else []):
+        if not line.strip(): continue
+        try: out.append(json.loads(line))
+        except json.JSONDecodeError: break
+    return out
+
+def keep_records(path, keep=lambda rec: True):
+    "Rewrite JSON-lines file `path` with the whole records that `keep` accepts (a line cut by a kill goes too)."
+    p = Path(path)
+    if p.exists(): p.write_text(''.join(json.dumps(r) + '\n' for r in read_metrics(p) if keep(r)))
 
 # %% ../nbs/04_runs.ipynb #95c229da
 def _plain(obj):

@@ -8,7 +8,7 @@ import contextlib, os, shutil, tempfile
 from pathlib import Path
 
 from .config import Config, QuantSpec, from_dict
-from .runs import DamagedRun, check_name, content_hash, read_manifest, write_json
+from .runs import DamagedRun, RunConflict, atomic_folder, check_name, content_hash, read_manifest, write_json
 from .model import active_adapters, is_kbit, load_base, load_stack
 from .tokenization import render_prompt
 
@@ -28,12 +28,17 @@ def resolve_stack(run, man: dict | None = None) -> list[tuple[str, Path]]:
     out = []
     for a in man.get('adapters', []):
         own, recorded = run.parent / check_name(a['name']) / 'adapter', Path(a['path'])
-        if (own / 'adapter_config.json').exists(): found = own
+        if (own / 'adapter_config.json').exists(): found = own.resolve()
         elif (recorded / 'adapter_config.json').exists() and a.get('sha') and content_hash(recorded) == a['sha']: found = recorded
         else:
             raise FileNotFoundError(f"{run}: adapter {a['name']!r} of the stack is missing: not in {own}"
                                     + (f', and {recorded} holds other weights than the stack was trained on' if recorded.exists() else ''))
-        if a.get('sha') and found == own and content_hash(own) != a['sha']:
+        if a.get('sha') and found == own.resolve() and content_hash(own) != a['sha']:
+            now = (read_manifest(own.parent) or {}).get('fingerprint')
+            if now and a.get('fingerprint') and now != a['fingerprint']:   # trained again since: the stack is stale, not damaged
+                raise RunConflict(f"the {man.get('stage')} run of {run.parent.name!r} was built on a {a['name']} run (fingerprint "
+                                  f"{a.get('fingerprint')}) that {own.parent} no longer holds (fingerprint {now}). Run `tinytrainer "
+                                  f"{man.get('stage')} --name {run.parent.name} --force` to rebuild it on the current {a['name']} run.")
             raise DamagedRun(f"{own}: the {a['name']} adapter changed since the {man.get('stage')} run was built on it (checksum): "
                              f"run `tinytrainer {a['name']}` and the stages after it again, or restore the adapter", own.parent)
         out.append((a['name'], found))
@@ -135,19 +140,13 @@ def merge_run(run, out, dtype: str = 'bfloat16', force: bool = False) -> Path:
     model, tok = load_run(run, 'fp32', device='cpu')
     merged = merge_model(model).to(getattr(torch, dtype))
     merged.config.use_cache = True
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.'))
-    try:
+    with atomic_folder(out) as tmp:
         merged.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         man = read_manifest(run)
         write_json(tmp / 'tinytrainer.json', dict(merged_from=str(run.resolve()), stage=man['stage'], dtype=dtype,
                                                   base_model=man['config']['model']['name'],
                                                   adapters=[dict(name=n, path=str(p)) for n, p in resolve_stack(run, man)]))
-        if out.exists(): shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 # %% ../nbs/21_stack.ipynb #5019eabd

@@ -11,7 +11,8 @@ from .config import Config, from_dict, to_dict, to_yaml
 from .curate import curate, curate_fingerprint, load_curated
 from .generate import Sampler
 from .hardware import REQUESTED, cpu_threads, make_accelerator, run_precision
-from .launch import LiveView, in_distributed_launch, in_notebook, launch, save_loss_plot
+from .launch import in_distributed_launch, launch
+from .live import LiveView, in_notebook, save_loss_plot
 from .model import add_lora, load_base, load_stack, save_adapter
 from .plan import activation_bytes
 from .runs import (LAUNCH, Stage, content_hash, find_run, fingerprint, launch_id, finish_run, read_json, read_manifest, run_dir, run_once,
@@ -76,7 +77,7 @@ def stage_worker(stage: Stage, cfg_d: dict, run_dir: str, data_dir: str, stack: 
     ex = (stage.examples or lm_examples)(cfg, stage, tok, data_dir, acc, model, run_dir)
     sampler = Sampler(tok, ex['prompts'], m.prompt_format, run_dir, echo and acc.is_main_process)
     loss_fn = stage.objective(cfg) if stage.objective else lm_loss
-    try: res = train_loop(acc, model, ex['train'], sc.train, run_dir, sc.train.micro_batch_tokens, tok.pad_token_id,
+    try: res = train_loop(acc, model, ex['train'], sc.train, run_dir, tok.pad_token_id,
                           loss_fn=loss_fn, eval_examples=ex['heldout'], sample_fn=sampler, meta=dict(stage=stage.name))
     except CheckpointError as e:   # raised on every rank together: say it once, cleanly, in the parent
         res = TrainResult('checkpoint_error', 0, 0, message=str(e))

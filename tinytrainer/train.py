@@ -13,12 +13,13 @@ from .checkpoint import (   # re-exported: the checkpoint code lives in 31_check
     save_checkpoint, set_rng_state, trainable_state)
 from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
+from .runs import keep_records, read_metrics   # JSON-lines files live with the run folders (re-exported here)
 
 # %% auto #0
 __all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'NONFINITE_STEPS', 'label_positions', 'forward_kwargs', 'lm_forward',
            'fused_head', 'head_cross_entropy', 'fused_lm_loss', 'lm_loss', 'packed_bounds', 'packed_sdpa',
-           'use_packed_attention', 'lr_lambda', 'MetricsLog', 'read_metrics', 'keep_records', 'NonFiniteLoss',
-           'TrainResult', 'regroup', 'build_plan', 'collate', 'loss_metrics', 'eval_metrics', 'eval_loss', 'train_loop']
+           'use_packed_attention', 'lr_lambda', 'MetricsLog', 'NonFiniteLoss', 'TrainResult', 'regroup', 'build_plan',
+           'collate', 'loss_metrics', 'eval_metrics', 'eval_loss', 'train_loop']
 
 # %% ../nbs/30_train.ipynb #b86343b0
 def label_positions(labels):
@@ -169,20 +170,6 @@ class MetricsLog:
     def truncate_after(self, step: int):
         if self.main: keep_records(self.path, lambda r: r.get('step', 0) <= step)
 
-def read_metrics(path) -> list[dict]:
-    "The records of a JSON-lines file (metrics or samples); a last line still being written is left out."
-    p, out = Path(path), []
-    for line in (p.read_text().splitlines() if p.exists() else []):
-        if not line.strip(): continue
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError: break
-    return out
-
-def keep_records(path, keep=lambda rec: True):
-    "Rewrite JSON-lines file `path` with the whole records that `keep` accepts (a line cut by a kill goes too)."
-    p = Path(path)
-    if p.exists(): p.write_text(''.join(json.dumps(r) + '\n' for r in read_metrics(p) if keep(r)))
-
 # %% ../nbs/30_train.ipynb #cff383f3
 class NonFiniteLoss(RuntimeError):
     "Training stopped: the loss or gradient norm was not finite for `NONFINITE_STEPS` steps in a row (or the weights were not)."
@@ -280,9 +267,10 @@ def _finite(params) -> bool:
     import torch
     return all(bool(torch.isfinite(p).all()) for p in params)
 
-def train_loop(acc, model, examples, spec: TrainSpec, out_dir, capacity: int, pad_id: int, loss_fn=lm_loss,
+def train_loop(acc, model, examples, spec: TrainSpec, out_dir, pad_id: int, loss_fn=lm_loss,
                eval_examples=(), sample_fn=None, meta=None) -> TrainResult:
-    "Train the trainable parameters of `model` on `examples`; resumable from `out_dir/checkpoints`."
+    "Train the trainable parameters of `model` on `examples` in rows of `spec.micro_batch_tokens`; resumable from `out_dir/checkpoints`."
+    capacity = spec.micro_batch_tokens
     import torch
     from tqdm.auto import tqdm
     out_dir, t0 = Path(out_dir), time.time()
