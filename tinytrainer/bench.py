@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import LoraSpec, ModelSpec, QuantSpec, preset
 from .model import RANDOM_SHAPES, add_lora, load_base, lora_config, precision_dtype
-from .plan import param_counts
+from .dryrun import param_counts
 from .tokenization import IGNORE
 from .generate import generate
 from .hardware import choose_precision, cpu_cores, list_gpus

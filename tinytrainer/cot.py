@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Config
-from .plan import lm_stage_plan
+from .dryrun import lm_stage_plan
 from .runs import Kernel, Stage
 from .stage import run_stage
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import Config, to_dict, to_yaml
 from .curate import LM_MIXES, curate, load_curated
-from .evaluate import Score, evaluate_exact_match
+from .answers import Score, evaluate_exact_match
 from .generate import generate, model_device
 from .hardware import run_precision
 from .live import in_notebook

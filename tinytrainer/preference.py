@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import Config, PreferenceConfig, from_dict, to_dict
 from .curate import LM_MIXES, load_curated, norm
-from .evaluate import extract_answer, is_correct
+from .answers import extract_answer, is_correct
 from .generate import generate
 from .hardware import cpu_threads, run_precision
 from .launch import in_distributed_launch, launch

@@ -14,7 +14,7 @@ from .hardware import REQUESTED, cpu_threads, make_accelerator, run_precision
 from .launch import in_distributed_launch, launch
 from .live import LiveView, in_notebook, save_loss_plot
 from .model import add_lora, load_base, load_stack, save_adapter
-from .plan import activation_bytes
+from .dryrun import activation_bytes
 from .runs import (LAUNCH, Stage, content_hash, find_run, fingerprint, launch_id, finish_run, read_json, read_manifest, run_dir, run_once,
                               write_json)
 from .checkpoint import CheckpointError
