@@ -157,7 +157,7 @@ def set_aside(path: Path) -> Path:
 # one holding anything else (a user's notes, say) is moved aside whole instead, so that nothing of the user's is lost.
 OUTPUTS = {'started.json', 'result.json', MANIFEST, 'config.yaml', 'metrics.jsonl', 'samples.jsonl', 'checkpoints',
            'adapter', 'tokenizer', 'probe.pt', 'loss.png', 'data', 'report.json', 'report.md', 'lengths.png', 'samples',
-           'pairs.jsonl', 'scores.png', 'reference', 'reference.json', 'models', 'report.png', 'scores.png'}
+           'pairs.jsonl', 'scores.png', 'reference', 'reference.json', 'models', 'report.png'}
 
 # %% ../nbs/04_runs.ipynb #3c5d0d3f
 def clear_run(path: Path, files=()) -> None:
