@@ -14,8 +14,8 @@ import tinytrainer.generate as _gen
 from .sources import normalize_number
 
 # %% auto #0
-__all__ = ['AMBIGUOUS', 'numbers', 'extract_answer', 'is_correct', 'wilson_interval', 'Score', 'score_responses',
-           'evaluate_exact_match']
+__all__ = ['AMBIGUOUS', 'numbers', 'extract_answer', 'is_correct', 'wilson_interval', 'Score', 'mcnemar_exact',
+           'paired_difference', 'compare_paired', 'score_responses', 'evaluate_exact_match']
 
 # %% ../nbs/23_answers.ipynb #d3044ed6
 _num_re = re.compile(r"""(?<![\w.])
@@ -130,6 +130,29 @@ class Score:
         return f'{self.correct}/{self.n} = {100 * self.accuracy:.1f}% (95% CI {100 * self.lo:.1f}-{100 * self.hi:.1f}%)'
 
     def to_dict(self) -> dict: return asdict(self)
+
+# %% ../nbs/23_answers.ipynb #cb092f07
+def mcnemar_exact(wins: int, losses: int) -> float:
+    "Two-sided exact McNemar p-value: the binomial probability of a split at least this uneven of `wins + losses` at 1/2."
+    n, k = wins + losses, min(wins, losses)
+    if n == 0: return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+def paired_difference(wins: int, losses: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
+    "(difference, lo, hi) of accuracy, new minus old, over `n` paired problems: the Agresti-Min interval."
+    if n <= 0: return 0.0, -1.0, 1.0
+    b, c, m = wins + 0.5, losses + 0.5, n + 2
+    d, se = (b - c) / m, math.sqrt(max(0.0, (b + c) - (b - c) ** 2 / m)) / m
+    return (wins - losses) / n, max(-1.0, d - z * se), min(1.0, d + z * se)
+
+def compare_paired(old: list[bool], new: list[bool]) -> dict:
+    "The paired comparison of two models' right/wrong on the same problems: wins, losses, difference, interval, p."
+    if len(old) != len(new): raise ValueError(f'paired comparison: {len(old)} answers against {len(new)}; the same problems are needed')
+    wins = sum(1 for a, b in zip(old, new) if b and not a)
+    losses = sum(1 for a, b in zip(old, new) if a and not b)
+    diff, lo, hi = paired_difference(wins, losses, len(old))
+    return dict(n=len(old), wins=wins, losses=losses, diff=diff, lo=lo, hi=hi, p=mcnemar_exact(wins, losses))
+
 
 # %% ../nbs/23_answers.ipynb #e62de492
 def score_responses(problems: list[dict], responses: list) -> tuple[Score, list[dict]]:

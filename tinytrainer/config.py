@@ -45,6 +45,8 @@ class DataSpec:
     cot: list[SourceSpec] = _f([], 'sources of the chain-of-thought mixture')
     preference: list[SourceSpec] = _f([], 'prompts with reference answers for preference pairs; any prompt of another mixture is removed')
     eval: list[SourceSpec] = _f([], 'evaluation problems; training prompts found here are removed')
+    pairs: list[SourceSpec] = _f([], 'your own preference pairs for DPO (sources pairs, pairs_chat, pairs_sharegpt); may be empty',
+                                 optional=True)
     heldout_fraction: float = _f(0.02, 'share of each mixture kept out of training (both splits non-empty)', gt=0.0, max=0.5)
     heldout_max: int = _f(500, 'at most this many held-out records per mixture', min=1)
     seed: int = _f(42, 'seed of shuffles, caps and splits')
@@ -144,6 +146,8 @@ class DPOConfig(SFTConfig):
     beta: float = _f(0.1, 'strength of the pull towards the reference', gt=0.0)
     label_smoothing: float = _f(0.0, 'label noise for cdpo/rdpo', min=0.0, max=0.49)
     nll_weight: float = _f(0.0, "weight of the chosen response's per-token NLL added to the loss (RPO; 0: off)", min=0.0)
+    pairs: Literal['both', 'sampled', 'own'] = _f('both', "the pairs DPO trains on: the preference stage's ('sampled'), "
+                                                  "your own (curate.data.pairs: 'own'), or both")
 
 @dataclass
 class EvalConfig:

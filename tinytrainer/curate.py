@@ -13,21 +13,25 @@ from tqdm.auto import tqdm
 
 from .assets import load_tokenizer
 from .config import Config, DataSpec, SFTConfig, SourceSpec, to_dict
+from .dryrun import CURATE_RECORDS_PER_S, time_line
 from .loading import DataError, Opened, drop_too_long, open_source
 from .runs import Kernel, Stage, atomic_write, content_hash, fingerprint, finish_run, run_once, write_json
 from .sources import format_row
 
 # %% auto #0
-__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'SPLITS', 'COLUMNS', 'STAGE', 'norm', 'set_name', 'format_source', 'build_mixture',
-           'split_heldout', 'token_lengths', 'percentiles', 'report_markdown', 'plot_lengths', 'curate_fingerprint',
-           'fits', 'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint', 'load_curated']
+__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'STAGE', 'norm', 'set_name', 'format_source',
+           'build_mixture', 'split_heldout', 'token_lengths', 'percentiles', 'report_markdown', 'plot_lengths',
+           'curate_fingerprint', 'fits', 'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint',
+           'load_curated']
 
 # %% ../nbs/41_curate.ipynb #f5edf618
 EVAL = 'eval'   # the mixture of evaluation problems
 MIXES = tuple(n for n, t in get_type_hints(DataSpec).items() if t == list[SourceSpec] and n != EVAL)   # training mixtures, in order
-LM_MIXES = tuple(m for m in MIXES if issubclass(get_type_hints(Config)[m], SFTConfig))   # LM-trained, with a held-out split
-SPLITS = (EVAL, *(f'{m}_{s}' for m in LM_MIXES for s in ('train', 'heldout')), *(m for m in MIXES if m not in LM_MIXES))
-COLUMNS = ('prompt', 'completion', 'answer', 'answer_type', 'source', 'set')
+LM_MIXES = tuple(m for m in MIXES if issubclass(get_type_hints(Config).get(m, object), SFTConfig))   # LM-trained, with a held-out split
+PAIRS = 'pairs'   # the user's own preference pairs (for DPO): a held-out split as well, to measure reward accuracy on
+SPLIT_MIXES = LM_MIXES + (PAIRS,)
+SPLITS = (EVAL, *(f'{m}_{s}' for m in SPLIT_MIXES for s in ('train', 'heldout')), *(m for m in MIXES if m not in SPLIT_MIXES))
+COLUMNS = ('prompt', 'completion', 'answer', 'answer_type', 'source', 'set', 'rejected', 'history')   # the last two: pairs only
 
 def norm(text: str) -> str:
     "Text compared for duplicates and contamination: case and whitespace do not count."
@@ -117,7 +121,8 @@ def report_markdown(rep: dict) -> str:
              f"Tokenizer: `{rep['tokenizer']}`. Seed {rep['seed']}. Token lengths count prompt + completion.", '']
     for mix in ('eval',) + MIXES:
         m = rep['mixtures'][mix]
-        head = f"## {mix}: {m['train']} records" + (f" + {m['heldout']} held out" if mix in LM_MIXES else '')
+        if not m['sources']: continue   # an optional mixture left empty (your own pairs)
+        head = f"## {mix}: {m['train']} records" + (f" + {m['heldout']} held out" if mix in SPLIT_MIXES else '')
         lines += [head, '', '| set | licence | rows | kept | skipped (reason: count) | p50 | p90 | p99 | max |',
                   '|---|---|---:|---:|---|---:|---:|---:|---:|']
         for s in m['sources']:
@@ -197,6 +202,10 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
                                 fit=fits(cfg, tok, 'preference'))
     splits['preference'] = recs
     rep['mixtures']['preference'] = dict(train=len(recs), heldout=0, sources=stats)
+    # your own pairs: never an eval problem; a chosen or rejected answer beyond max_len is cut by DPO (counted there)
+    recs, stats = build_mixture(opened[PAIRS], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=fits(cfg, tok, PAIRS))
+    splits[f'{PAIRS}_train'], splits[f'{PAIRS}_heldout'] = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, PAIRS)
+    rep['mixtures'][PAIRS] = dict(train=len(splits[f'{PAIRS}_train']), heldout=len(splits[f'{PAIRS}_heldout']), sources=stats)
     lengths = {}
     for mix, m in rep['mixtures'].items():
         recs = splits[mix] if mix in splits else splits[f'{mix}_train'] + splits[f'{mix}_heldout']
@@ -215,8 +224,10 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
 
 def curate_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     "What curation will read, without reading it."
-    d = cfg.curate.data
-    return f"curate: {sum(len(getattr(d, m)) for m in ('eval',) + MIXES)} sources into the eval split and the {', '.join(MIXES)} mixtures"
+    specs = [s for m in ('eval',) + MIXES for s in getattr(cfg.curate.data, m)]
+    records = sum(s.cap or 1000 for s in specs)   # an uncapped source: about a thousand records (an eval test split)
+    return (f"curate: {len(specs)} sources into the eval split and the {', '.join(MIXES)} mixtures, up to ~{records:,} records\n"
+            + time_line(records / CURATE_RECORDS_PER_S / 3600, cpu=True))
 
 STAGE = Stage('curate', after=None, trains=False, plan=curate_plan,
               runner=lambda st, cfg, name=None, force=False, num_processes=None, live=None: curate(cfg, name=name, force=force),
@@ -232,7 +243,7 @@ def _features():
 def save_splits(splits: dict, path):
     "Save the non-empty splits (an empty one cannot be loaded back by `datasets`); `load_curated` restores the rest."
     import datasets
-    dd = datasets.DatasetDict({k: datasets.Dataset.from_dict({c: [r[c] for r in v] for c in COLUMNS}, features=_features())
+    dd = datasets.DatasetDict({k: datasets.Dataset.from_dict({c: [r.get(c, '') for r in v] for c in COLUMNS}, features=_features())
                                for k, v in splits.items() if v})
     datasets.disable_progress_bars()
     try: dd.save_to_disk(str(path))
@@ -241,7 +252,7 @@ def save_splits(splits: dict, path):
 def data_fingerprint(splits: dict) -> str:
     h = hashlib.sha256()
     for k in sorted(splits):
-        for r in splits[k]: h.update(json.dumps([k] + [r[c] for c in COLUMNS]).encode())
+        for r in splits[k]: h.update(json.dumps([k] + [r.get(c, '') for c in COLUMNS]).encode())
     return h.hexdigest()[:16]
 
 def load_curated(path):

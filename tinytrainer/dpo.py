@@ -8,6 +8,8 @@ import contextlib, json, math
 from pathlib import Path
 
 from .config import Config, DPOConfig
+from .dryrun import data_tokens, time_line, training_hours
+from .curate import PAIRS, STAGE as CURATE, load_curated
 from .model import activate_stack, active_adapters
 from .preference import load_pairs
 from .runs import Kernel, Stage, atomic_write, read_json
@@ -18,7 +20,8 @@ from .train import collate, label_positions, lm_forward, use_packed_attention
 
 # %% auto #0
 __all__ = ['LOSSES', 'METRICS', 'STAGE', 'preference_loss', 'no_dropout', 'sequence_logps', 'dpo_loss_fn', 'tokenize_pairs',
-           'pair_logps', 'reference_logps', 'dpo_examples', 'dpo_objective', 'dpo_plan', 'run_dpo']
+           'pair_logps', 'reference_logps', 'own_pairs', 'dpo_pairs', 'dpo_examples', 'dpo_objective', 'dpo_plan',
+           'run_dpo']
 
 # %% ../nbs/45_dpo.ipynb #bfe76f44
 LOSSES = ('sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo')
@@ -94,7 +97,7 @@ def dpo_loss_fn(dc: DPOConfig):
 def tokenize_pairs(pairs: list[dict], tokenizer, fmt: str, max_len: int) -> tuple[list[dict], dict]:
     "(examples, counts): one two-sequence example per pair (chosen, then rejected), labels on the responses only."
     if not pairs: return [], dict(kept=0)
-    prompts = encode_prompts(tokenizer, [render_prompt(tokenizer, p['prompt'], fmt) for p in pairs])
+    prompts = encode_prompts(tokenizer, [render_prompt(tokenizer, p['prompt'], fmt, p.get('history')) for p in pairs])
     enc = lambda key: tokenizer([p[key] for p in pairs], add_special_tokens=False)['input_ids']
     eos, out, counts = eos_id(tokenizer), [], dict(kept=0, truncated=0, dropped=0)
     for pair, p, c, r in zip(pairs, prompts, enc('chosen'), enc('rejected')):
@@ -122,17 +125,21 @@ def _without_dpo(model):
         finally: activate_stack(model, names, trainable='dpo' if 'dpo' in names else None)
     return ctx()
 
-def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device, autocast=contextlib.nullcontext) -> dict:
+def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device, autocast=contextlib.nullcontext,
+               desc: str | None = None) -> dict:
     """{example key: [chosen log-prob, rejected log-prob]} of `model`, in eval mode, without gradients, on the
-    training forward's path: packed attention on (as the loop switches it on) and under `autocast` (the accelerator's)."""
+    training forward's path: packed attention on (as the loop switches it on) and under `autocast` (the accelerator's).
+    `desc`: a progress bar (in pairs) with that name."""
     import torch
+    from tqdm.auto import tqdm
     out, was = {}, model.training
     use_packed_attention(model)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), tqdm(total=len(examples), desc=desc, unit='pair', disable=desc is None) as bar:
         for row in make_rows(examples, capacity, packing=True):
             with autocast(): sums, _ = sequence_logps(model, collate(examples, row, True, pad_id, device))
             for j, i in enumerate(row): out[examples[i]['key']] = [sums[2 * j].item(), sums[2 * j + 1].item()]
+            bar.update(len(row))
     model.train(was)
     return out
 
@@ -145,7 +152,8 @@ def reference_logps(acc, model, examples: list[dict], run_dir, capacity: int, pa
     part.parent.mkdir(parents=True, exist_ok=True)
     with _without_dpo(acc.unwrap_model(model)):
         mine = pair_logps(acc.unwrap_model(model), examples[acc.process_index::acc.num_processes], capacity, pad_id, acc.device,
-                          autocast=acc.autocast)   # the precision of the policy's training forward
+                          autocast=acc.autocast,   # the precision of the policy's training forward
+                          desc='dpo: reference log-probs' if acc.is_main_process else None)
     atomic_write(part, json.dumps(mine))
     acc.wait_for_everyone()
     if acc.is_main_process:
@@ -156,14 +164,26 @@ def reference_logps(acc, model, examples: list[dict], run_dir, capacity: int, pa
     return read_json(path)
 
 # %% ../nbs/45_dpo.ipynb #ab625b7b
+def own_pairs(curate_dir) -> list[dict]:
+    "Your own preference pairs (the curated `pairs` mixture), shaped like the preference stage's pairs."
+    data = load_curated(curate_dir)
+    return [dict(id=f'own-{i}', split=split, prompt=r['prompt'], chosen=r['completion'], rejected=r['rejected'],
+                 history=json.loads(r['history']) if r['history'] else None)
+            for split in ('train', 'heldout') for i, r in enumerate(data[f'{PAIRS}_{split}'])]
+
+def dpo_pairs(cfg: Config, data_dir, run_dir) -> list[dict]:
+    "The pairs `dpo.pairs` asks for: the preference run's (in `data_dir`), your own (curated with this run), or both."
+    sampled = load_pairs(data_dir) if cfg.dpo.pairs != 'own' else []
+    return sampled + (own_pairs(Path(run_dir).parent / CURATE.name) if cfg.dpo.pairs != 'sampled' else [])
+
 def dpo_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) -> dict:
-    "Training data of the DPO stage: the preference run's pairs with their reference log-probs."
-    pairs = load_pairs(data_dir)
+    "Training data of the DPO stage: the pairs of `dpo.pairs` with their reference log-probs."
+    pairs = dpo_pairs(cfg, data_dir, run_dir)
     fmt, max_len, cap = cfg.model.prompt_format, cfg.model.max_len, cfg.dpo.train.micro_batch_tokens
     train, counts = tokenize_pairs([p for p in pairs if p['split'] == 'train'], tok, fmt, max_len)
     held, _ = tokenize_pairs([p for p in pairs if p['split'] == 'heldout'], tok, fmt, max_len)
-    if not train: raise ValueError(f'{data_dir}: no training pairs; sample more prompts (preference.n_prompts) or allow '
-                                   'preference.reference_fallback')
+    if not train: raise ValueError(f'{data_dir}: no training pairs (dpo.pairs={cfg.dpo.pairs!r}); sample more prompts '
+                                   '(preference.n_prompts), allow preference.reference_fallback, or add your own (curate.data.pairs)')
     no_dropout(acc.unwrap_model(model))   # the policy as DPO trains it, before its reference is taken
     ref = reference_logps(acc, model, train + held, run_dir, cap, tok.pad_token_id)
     for e in train + held: e['ref'] = ref[e['key']]
@@ -179,8 +199,13 @@ def dpo_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     d, pc = cfg.dpo, cfg.preference
     steps = f'{d.train.max_steps} steps' if d.train.max_steps else f'{d.train.epochs:g} epochs'
     nll = f', NLL weight {d.nll_weight:g}' if d.nll_weight else ''
+    records, tokens, _ = data_tokens(cfg, stage.data_from)
+    per_pair = 2 * (tokens / max(1, records) + pc.max_new_tokens)      # chosen and rejected, each prompt + response
+    pairs = pc.n_prompts * pc.pairs_per_prompt
+    n_steps = d.train.max_steps or math.ceil(pairs * per_pair * d.train.epochs / d.train.tokens_per_step)
+    hours = training_hours(cfg, n_steps * d.train.tokens_per_step, forward_tokens=int((pairs + pc.heldout_prompts) * per_pair))
     return (f'dpo: loss {d.loss} (beta {d.beta}{nll}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
-            f'{pc.n_prompts * pc.pairs_per_prompt} pairs')
+            f'{pairs} pairs, reference log-probs first\n' + time_line(hours))
 
 STAGE = Stage('dpo', after='preference', trains=True, runner=run_stage, examples=dpo_examples, objective=dpo_objective,
               data_from='preference', parallel=True, plan=dpo_plan,

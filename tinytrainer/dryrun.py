@@ -13,8 +13,9 @@ from .config import Config
 from .model import RANDOM_SHAPES
 
 # %% auto #0
-__all__ = ['KNOWN_SHAPES', 'TYPICAL_TOKENS', 'GPU_PEAK', 'shape_of', 'param_counts', 'data_tokens', 'activation_bytes', 'Plan',
-           'plan_stage', 'lm_stage_plan']
+__all__ = ['KNOWN_SHAPES', 'TYPICAL_TOKENS', 'GPU_PEAK', 'GPU_BANDWIDTH', 'BYTES_PER_PARAM', 'STEP_OVERHEAD_S',
+           'CURATE_RECORDS_PER_S', 'shape_of', 'param_counts', 'data_tokens', 'fmt_time', 'training_hours',
+           'generation_hours', 'time_line', 'activation_bytes', 'Plan', 'plan_stage', 'lm_stage_plan']
 
 # %% ../nbs/33_dryrun.ipynb #3a19568c
 KNOWN_SHAPES = {'TinyLlama/TinyLlama-1.1B-Chat-v1.0': 'tinyllama-1.1b', 'random:tinyllama-1.1b': 'tinyllama-1.1b',
@@ -53,9 +54,34 @@ def data_tokens(cfg: Config, mix: str, curate_dir=None) -> tuple[int, int, str]:
     tokens = sum(s.cap * TYPICAL_TOKENS.get(s.name, 250) for s in specs if s.cap)
     return n, tokens, 'the caps and typical lengths per source (no curated run yet)'
 
-# %% ../nbs/33_dryrun.ipynb #e0e2a9c2
-GPU_PEAK = {'T4': 65e12, 'H200': 989e12}   # dense fp16/bf16 tensor FLOP/s from the data sheets
+# %% ../nbs/33_dryrun.ipynb #0287f56c
+GPU_PEAK = {'T4': 65e12, 'H200': 989e12}        # dense fp16/bf16 tensor FLOP/s from the data sheets
+GPU_BANDWIDTH = {'T4': 320e9, 'H200': 4.8e12}   # memory bandwidth in bytes/s, from the data sheets
+BYTES_PER_PARAM = {4: 0.56, 8: 1.06}           # quantized weights with their constants; 16-bit: 2
+STEP_OVERHEAD_S = 0.025                         # Python and kernel launches per decoding step of `generate`
+CURATE_RECORDS_PER_S = 500
 
+def fmt_time(hours: float) -> str:
+    return '<1 min' if hours < 1 / 60 else f'{hours * 60:.0f} min' if hours < 1 else f'{hours:.1f} h'
+
+def training_hours(cfg: Config, tokens: int, forward_tokens: int = 0, gpus: int = 2, gpu: str = 'T4') -> float:
+    "Hours to train LoRA on `tokens` (4 x params FLOPs each) and run `forward_tokens` forward only (2 x), at 10% of peak."
+    base, _ = param_counts(shape_of(cfg.model.name), 0)
+    return (4 * tokens + 2 * forward_tokens) * base / (GPU_PEAK[gpu] * 0.10 * gpus) / 3600
+
+def generation_hours(cfg: Config, sequences: int, new_tokens: int, batch: int, bits: int = 16, gpus: int = 2,
+                     gpu: str = 'T4') -> float:
+    "Hours to generate up to `new_tokens` for `sequences` in batches of `batch`: memory-bound decoding steps."
+    base, _ = param_counts(shape_of(cfg.model.name), 0)
+    steps = math.ceil(math.ceil(sequences / batch) / gpus) * new_tokens
+    return steps * (base * BYTES_PER_PARAM.get(bits, 2) / (GPU_BANDWIDTH[gpu] * 0.3) + STEP_OVERHEAD_S) / 3600
+
+def time_line(hours: float, gpus: int = 2, gpu: str = 'T4', cpu: bool = False) -> str:
+    "The last line of every stage's dry run."
+    return f'  time      ~{fmt_time(hours)} ' + ('on the CPU (estimate)' if cpu else f'on {gpus} x {gpu} (estimate)')
+
+
+# %% ../nbs/33_dryrun.ipynb #e0e2a9c2
 def activation_bytes(config, tokens: int, checkpointing: bool) -> int:
     """A generous estimate of what a LoRA micro-batch of `tokens` keeps for backward (16-bit, Llama-like `config`):
     the one formula behind the dry-run plan and the stages' gradient-checkpointing choice."""
@@ -76,7 +102,7 @@ class Plan:
             f'  steps     {self.steps:,} optimizer steps of {self.tokens_per_step:,} tokens',
             f'  model     {self.params / 1e9:.2f} B parameters, LoRA {self.lora_params / 1e6:.1f} M trainable',
             f'  memory    ~{self.memory_gb:.1f} GB per GPU (estimate; a T4 has 15 GB)',
-            f'  time      ~{self.hours:.1f} h on {self.gpus} x {self.gpu} (estimate at 10% of fp16 peak)',
+            f'  time      ~{fmt_time(self.hours)} on {self.gpus} x {self.gpu} (estimate at 10% of fp16 peak)',
             f'  Kaggle    {sessions} session(s) of 12 h; {self.hours / 30:.0%} of a 30 h weekly GPU quota (counted in session hours)'])
 
 def plan_stage(cfg: Config, stage: str, curate_dir=None, gpus: int = 2, gpu: str = 'T4', mixture: str | None = None) -> Plan:
@@ -92,7 +118,7 @@ def plan_stage(cfg: Config, stage: str, curate_dir=None, gpus: int = 2, gpu: str
     row = min(t.micro_batch_tokens, t.tokens_per_step)
     acts = activation_bytes(SimpleNamespace(**s), row, t.gradient_checkpointing != 'off')
     mem = base * bytes_per + lora * 16 + acts + row * 0.5 * s['vocab_size'] * 4 * 2 + 0.6e9
-    hours = 4 * base * trained / (GPU_PEAK[gpu] * 0.10 * gpus) / 3600
+    hours = training_hours(cfg, trained, gpus=gpus, gpu=gpu)
     return Plan(stage, records, tokens, source, steps, t.tokens_per_step, base, lora, mem / 1e9, hours, gpus, gpu)
 
 def lm_stage_plan(stage, cfg: Config, curate_dir=None) -> str:

@@ -10,17 +10,24 @@ from pathlib import Path
 
 from . import __version__, pipeline
 from .kaggle import STAGES, KernelSpec, kernel_id, next_spec, spec_for
-from .runs import MANIFEST, RunNameError, check_name, read_manifest, run_dir, write_json
+from .runs import MANIFEST, RunNameError, check_name, read_manifest, run_dir, write_json, write_manifest
 from .config import load_config
 from .curate import load_curated
 from .hardware import doctor_report, list_gpus
 from .live import format_sample
 from .train import read_metrics
+from .eval import trained_runs
+from .export import export_gguf
+from .generate import generate
+from .hardware import run_precision
+from .model import default_device
+from .stack import adapters, load_run, merge_run, push_to_hub
 
 # %% auto #0
 __all__ = ['CPU_PRESETS', 'T4X2_HINT', 'KernelSetupError', 'kaggle_dirs', 'stage_function', 'hardware_verdict', 'torch_arch_list',
            'check_hardware', 'FoundRun', 'last_step', 'find_runs', 'pick_runs', 'check_input_run', 'relink_adapters',
-           'missing_input', 'import_inputs', 'prepare_kernel', 'gpu_memory', 'show_results']
+           'missing_input', 'import_inputs', 'prepare_kernel', 'gpu_memory', 'show_results', 'final_run', 'ask',
+           'take_away']
 
 # %% ../nbs/51_kernel.ipynb #98bd1e15
 class KernelSetupError(RuntimeError):
@@ -142,7 +149,7 @@ def relink_adapters(output_root, name: str) -> int:
     an adapter whose copy is not there, or whose name is not a plain name, is refused by name. Returns how many changed."""
     changed, base = 0, (Path(output_root) / name).resolve()
     for man_path in sorted(base.glob(f'*/{MANIFEST}')):
-        man, dirty = json.loads(man_path.read_text()), False
+        man, dirty = read_manifest(man_path.parent), False
         for a in man.get('adapters') or []:
             try: run = base / check_name(a.get('name', ''))
             except RunNameError: raise KernelSetupError(f"{man_path}: adapter name {a.get('name')!r} is not a plain name: refused") from None
@@ -151,7 +158,7 @@ def relink_adapters(output_root, name: str) -> int:
                                        f"(expected {run / 'adapter'}); attach the output of the kernel that trained it")
             new = dict(path=str(run / 'adapter'), run=str(run))
             if any(a.get(k) != v for k, v in new.items()): a.update(new); dirty = True
-        if dirty: write_json(man_path, man); changed += 1
+        if dirty: write_manifest(man_path.parent, man); changed += 1
     return changed
 
 def missing_input(spec: KernelSpec, name: str, input_root, runs: list[FoundRun]) -> str:
@@ -254,3 +261,40 @@ def show_results(cfg, stage: str, name: str | None = None):
     sizes = {p.name: sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) for p in sorted(runs.iterdir()) if p.is_dir()}
     print('output: ' + ', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in sizes.items()))
     print(gpu_memory())
+
+# %% ../nbs/51_kernel.ipynb #20c6198c
+def final_run(cfg, name: str | None = None) -> Path:
+    "The run folder of the deepest finished stack of run `name`: the last stage that trained an adapter."
+    found = trained_runs(cfg.output_root, name or cfg.preset)
+    if not found: raise FileNotFoundError(f'{Path(cfg.output_root) / (name or cfg.preset)}: no finished stage with an adapter yet')
+    return run_dir(cfg.output_root, name or cfg.preset, found[-1][0])
+
+def ask(cfg, prompt: str, name: str | None = None, max_new_tokens: int = 256) -> str:
+    "Print (and return) the greedy answer of the run's deepest finished stack to `prompt`, and the base's with the adapters off."
+    run = final_run(cfg, name)
+    model, tok = load_run(run, run_precision(cfg), device=default_device())
+    say = lambda: str(generate(model, tok, [prompt], cfg.model.prompt_format, max_new_tokens=max_new_tokens)[0][0])
+    with adapters(model, []): base = say()
+    answer = say()
+    print(f'{prompt}\n  base:            {base}\n  base + {run.name} stack: {answer}')
+    return answer
+
+def take_away(cfg, name: str | None = None, merge: bool = False, gguf: str | None = None, hub_repo: str | None = None) -> list[Path]:
+    """The kernel's export cell, each step only when turned on: `merge` (a 16-bit transformers model), `gguf` ('f16' or
+    'q8_0': a GGUF file and an Ollama Modelfile), `hub_repo` (push the merged model). A folder already there is kept."""
+    if hub_repo and not merge: raise ValueError('hub_repo: pushing sends the merged model; set merge=True as well')
+    run, done = final_run(cfg, name), []
+    out = Path(cfg.output_root).parent / 'export' / f'{run.parent.name}-{run.name}'
+    if merge:
+        if (out / 'merged').exists(): print(f'merge: kept {out / "merged"} (delete it to merge again)')
+        else: merge_run(run, out / 'merged', dtype='float16')
+        done.append(out / 'merged')
+    if gguf:
+        f = out / 'gguf' / f'{run.parent.name}-{run.name}-{gguf}.gguf'
+        if f.exists(): print(f'gguf: kept {f} (delete it to export again)')
+        else: export_gguf(run, f, outtype=gguf)
+        done.append(f)
+    if hub_repo: print('pushed:', push_to_hub(out / 'merged', hub_repo))
+    print('\n'.join(f'wrote {p}' for p in done) or 'nothing exported: set merge, gguf or hub_repo to take the model with you')
+    return done
+

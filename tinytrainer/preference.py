@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import Config, PreferenceConfig, from_dict, to_dict
 from .curate import LM_MIXES, load_curated, norm
+from .dryrun import generation_hours, time_line
 from .answers import extract_answer, is_correct
 from .generate import generate
 from .hardware import cpu_threads, run_precision
@@ -223,8 +224,10 @@ def run_preference(cfg: Config, name: str | None = None, force: bool = False, nu
 def preference_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     "What the preference stage will sample, without loading weights."
     pc = cfg.preference
+    n = (pc.n_prompts + pc.heldout_prompts) * pc.k
+    hours = generation_hours(cfg, n, pc.max_new_tokens, pc.batch_size, getattr(cfg, stage.after).quant.bits)
     return (f'preference: {pc.n_prompts} + {pc.heldout_prompts} held-out prompts x {pc.k} samples, at most '
-            f'{(pc.n_prompts + pc.heldout_prompts) * pc.k * pc.max_new_tokens:,} new tokens, scorer {pc.scorer}')
+            f'{n * pc.max_new_tokens:,} new tokens, scorer {pc.scorer}\n' + time_line(hours))
 
 STAGE = Stage('preference', after='cot', trains=False, runner=lambda st, cfg, **kw: run_preference(cfg, **kw),
               parallel=True, plan=preference_plan, help='stage 4: preference pairs sampled from the CoT stack and scored',

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .answers import compare_paired
 from .runs import atomic_write, read_json, write_json
 from .train import read_metrics
 from .live import plot_losses
 
 # %% auto #0
-__all__ = ['REPORT_FILES', 'summarize', 'cell', 'pct', 'duration', 'scores_table', 'stages_table', 'samples_section',
-           'free_form_section', 'report_markdown', 'accuracy_figure', 'losses_figure', 'write_report', 'show_report']
+__all__ = ['ALPHA', 'REPORT_FILES', 'summarize', 'paired_changes', 'verdicts', 'paired_section', 'cell', 'pct', 'duration',
+           'scores_table', 'stages_table', 'samples_section', 'free_form_section', 'report_markdown', 'accuracy_figure',
+           'losses_figure', 'write_report', 'show_report']
 
 # %% ../nbs/47_report.ipynb #a0168968
 def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
@@ -23,9 +25,57 @@ def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
     models = [dict(label=r['label'], stage=r['stage'], adapters=r['adapters'], wall_s=r['wall_s'],
                    sets=r['scores'], heldout=r['heldout']) for r in results]
     out = dict(meta, sets=sets, models=models, stages=stages)
+    if all('rows' in r for r in results):
+        out['paired'] = paired_changes(results)
+        out['verdicts'], out['flags'] = verdicts(out['paired'])
     if len(models) > 1:
         out['final_minus_base'] = round(100 * (models[-1]['sets']['all']['accuracy'] - models[0]['sets']['all']['accuracy']), 2)
     return out
+
+# %% ../nbs/47_report.ipynb #a311cc7e
+ALPHA = 0.05   # the significance level of the report's verdicts
+
+def paired_changes(results: list[dict]) -> list[dict]:
+    "Each model against the one before it, and the final one against the base: `compare_paired` per set and over all."
+    steps = [(i - 1, i) for i in range(1, len(results))] + ([(0, len(results) - 1)] if len(results) > 2 else [])
+    out = []
+    for a, b in steps:
+        old, new = results[a]['rows'], results[b]['rows']
+        for s in list(dict.fromkeys(r['set'] for r in old)) + ['all']:
+            idx = [i for i, r in enumerate(old) if s == 'all' or r['set'] == s]
+            out.append(dict(old=results[a]['label'], new=results[b]['label'], set=s,
+                            **compare_paired([old[i]['correct'] for i in idx], [new[i]['correct'] for i in idx])))
+    return out
+
+def verdicts(paired: list[dict]) -> tuple[list[str], list[dict]]:
+    "(one sentence per comparison, the rows significantly worse than the model before): what the report says plainly."
+    lines, flags = [], []
+    for old, new in dict.fromkeys((r['old'], r['new']) for r in paired):
+        rows = [r for r in paired if (r['old'], r['new']) == (old, new)]
+        every = next(r for r in rows if r['set'] == 'all')
+        worse = [r for r in rows if r['p'] < ALPHA and r['diff'] < 0]
+        better = [r['set'] for r in rows if r['p'] < ALPHA and r['diff'] > 0 and r['set'] != 'all']
+        say = lambda r: f"{r['set']} ({100 * r['diff']:+.1f} points, {r['wins']} wins / {r['losses']} losses, p = {r['p']:.2g})"
+        if better or every['p'] < ALPHA and every['diff'] > 0:
+            lines.append(f"**{new}** is better than {old}" + (f" on {', '.join(better)}" if better else '') + f"; over all sets {say(every)}.")
+        else:
+            lines.append(f"**{new}** did not measurably help over {old}: over all sets {say(every)}.")
+        if worse:
+            flags += worse
+            lines.append(f"⚠ **{new}** is significantly worse than {old} on " + '; '.join(say(r) for r in worse) + '.')
+    return lines, flags
+
+def paired_section(summary: dict) -> list[str]:
+    "The report's section: the table of paired comparisons and the verdicts."
+    if not summary.get('paired'): return []
+    lines = ['## Did each stage help?', '', 'Each model against the one before it on the same problems (the last rows: '
+             'final against base). Difference in points with its paired 95% interval; exact McNemar p.', '',
+             '| change | set | wins | losses | difference [95%] | p |', '|---|---|---:|---:|---:|---:|']
+    for r in summary['paired']:
+        lines.append(f"| {r['old']} → {r['new']} | {r['set']} | {r['wins']} | {r['losses']} | "
+                     f"{100 * r['diff']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | {r['p']:.2g} |")
+    return lines + [''] + summary['verdicts'] + ['']
+
 
 # %% ../nbs/47_report.ipynb #f2548171
 def cell(text, most: int = 240) -> str:
@@ -106,6 +156,7 @@ def report_markdown(summary: dict, results: list[dict], per_set: int = 3) -> str
              "\"The answer is N\" (an answer read from the last number is not); *cut off* the share that hit the token limit. Held-out loss is the mean token loss on "
              "each mixture's held-out records, computed as in training.", '', '## Scores', '']
     lines += scores_table(m) + ['']
+    lines += paired_section(m)
     if 'final_minus_base' in m:
         lines += [f"Final model ({m['models'][-1]['label']}) minus base: {m['final_minus_base']:+.1f} points "
                   f"(all sets); readable answers of the final model: {100 * m['models'][-1]['sets']['all']['readable']:.1f}%.", '']

@@ -31,13 +31,23 @@ __all__ = ['ConfigError', 'mixtures', 'trained_sections', 'check_mixtures', 'mos
 
 # %% ../nbs/02_rules.ipynb #f5598aaf
 def check_mixtures(cfg: Config):
-    "Every mixture names at least one source, each a registered one."
+    """Every mixture names at least one source (an optional one may be empty), each a registered one; preference pairs
+    (sources of kind 'pairs') go in `curate.data.pairs` and nowhere else; `dpo.pairs='own'` needs some."""
+    optional = {f.name for f in dataclasses.fields(cfg.curate.data) if f.metadata.get('optional')}
     for mix in mixtures(cfg):
         specs = getattr(cfg.curate.data, mix)
-        if not specs: raise ConfigError(f"curate.data.{mix}: expected at least one source (a stage of the main job reads this mixture); got []")
+        if not specs and mix not in optional:
+            raise ConfigError(f"curate.data.{mix}: expected at least one source (a stage of the main job reads this mixture); got []")
         for i, s in enumerate(specs):
             if s.name not in SOURCES:
                 raise ConfigError(f"curate.data.{mix}[{i}].name: expected one of {', '.join(sorted(SOURCES))}; got {s.name!r}")
+            if (SOURCES[s.name].kind == 'pairs') != (mix == 'pairs'):
+                pairs = sorted(n for n, src in SOURCES.items() if src.kind == 'pairs')
+                raise ConfigError(f"curate.data.{mix}[{i}].name: {s.name!r} " + (f'holds preference pairs: put it in curate.data.pairs'
+                                  if mix != 'pairs' else f"is not a source of preference pairs; expected one of {', '.join(pairs)}"))
+    if cfg.dpo.pairs == 'own' and not cfg.curate.data.pairs:
+        raise ConfigError("dpo.pairs: 'own' trains on your pairs, but curate.data.pairs names no source; add one "
+                          "(e.g. {name: pairs, path: my_pairs.jsonl}) or use 'both' / 'sampled'")
 
 def most_records(specs: list[SourceSpec]) -> int | None:
     "The most records a mixture can hold: the sum of its caps when every source has one (None: unbounded)."

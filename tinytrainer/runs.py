@@ -13,9 +13,9 @@ from typing import Callable
 # %% auto #0
 __all__ = ['PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH', 'RunConflict', 'atomic_write', 'write_json', 'read_json',
            'atomic_folder', 'read_metrics', 'keep_records', 'content_hash', 'fingerprint', 'package_versions',
-           'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun', 'read_manifest', 'set_aside',
-           'clear_run', 'check_files', 'prepare_run', 'launch_id', 'elapsed', 'finish_run', 'run_lock', 'find_run',
-           'run_once', 'Kernel', 'Stage']
+           'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun', 'read_manifest', 'seal',
+           'write_manifest', 'set_aside', 'clear_run', 'check_files', 'prepare_run', 'launch_id', 'elapsed',
+           'file_checksums', 'finish_run', 'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage']
 
 # %% ../nbs/04_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -143,7 +143,17 @@ def read_manifest(path) -> dict | None:
     if not isinstance(man, dict) or not isinstance(man.get('fingerprint'), str):
         raise DamagedRun(f'{f} is damaged (expected a JSON object with a fingerprint; got {type(man).__name__}). Run the '
                          'stage again with --force, or restore the file.', Path(path))
+    if 'manifest_sha' in man and seal(man)['manifest_sha'] != man['manifest_sha']:
+        raise DamagedRun(f'{f} is damaged (changed since it was written: its checksum does not match). Run the stage '
+                         'again with --force, or restore the file.', Path(path))
     return man
+
+def seal(man: dict) -> dict:
+    "`man` (as JSON stores it) with `manifest_sha`, the fingerprint of the rest: `read_manifest` checks it."
+    body = json.loads(json.dumps({k: v for k, v in man.items() if k != 'manifest_sha'}, default=str))
+    return dict(body, manifest_sha=fingerprint(body))
+
+def write_manifest(path, man: dict): write_json(Path(path) / MANIFEST, seal(man))
 
 def set_aside(path: Path) -> Path:
     "Move a run folder out of the way (never delete it): `<stage>.replaced-<time>` next to it."
@@ -227,16 +237,25 @@ def elapsed(path) -> float | None:
     c = read_json(f)
     return c['before'] + (time.time() - c['since'] if c.get('since') else 0.0)
 
+def file_checksums(path, files) -> dict:
+    "{file: content_hash} of each of `files` under `path` that exists, folders expanded into their files (so a damaged one is named)."
+    path, out = Path(path), {}
+    for f in files:
+        p = path / f
+        for q in sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p] if p.is_file() else []:
+            out[str(q.relative_to(path))] = content_hash(q)
+    return out
+
 def finish_run(path, stage: str, fp: str, config: dict, inputs: dict | None = None, files=(), **extra) -> dict:
     "Write the manifest last, atomically: from now on the run counts as finished. `wall_s`: every invocation's time, added up."
     spent = elapsed(path)
     if spent is not None: extra['wall_s'] = round(spent, 1)
     files = sorted(str(f) for f in files)
-    sums = {f: content_hash(Path(path) / f) for f in files if (Path(path) / f).exists()}   # checked whenever the run is reused
+    sums = file_checksums(path, files)   # checked whenever the run is reused
     man = dict(stage=stage, fingerprint=fp, finished=time.strftime('%Y-%m-%dT%H:%M:%S'), inputs=inputs or {},
                files=files, checksums=sums, config=config, versions=package_versions(),
                git=git_revision(), python=platform.python_version(), **extra)
-    write_json(Path(path) / MANIFEST, man)
+    write_manifest(path, man)
     return man
 
 class run_lock:

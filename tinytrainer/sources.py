@@ -4,16 +4,17 @@
 
 # %% ../nbs/10_sources.ipynb #51c18257
 from __future__ import annotations
-import dataclasses, functools, math, re
+import dataclasses, functools, json, math, re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
 
 # %% auto #0
-__all__ = ['KINDS', 'NUMBER', 'SOURCES', 'normalize_number', 'bad_number', 'Skip', 'ends_with_answer', 'record', 'answer_of',
-           'Source', 'register', 'check_row', 'format_row', 'strip_calc', 'fmt_gsm8k', 'fmt_svamp', 'parse_options',
-           'option_number', 'fmt_math_qa', 'fmt_aqua_rat', 'fmt_boolq', 'fmt_arc', 'fmt_alpaca', 'fmt_dolly',
-           'final_answer', 'fmt_mathinstruct', 'fmt_upstream', 'fmt_local', 'local_source']
+__all__ = ['KINDS', 'NUMBER', 'SOURCES', 'ROLES', 'normalize_number', 'bad_number', 'Skip', 'ends_with_answer', 'record',
+           'answer_of', 'Source', 'register', 'check_row', 'format_row', 'strip_calc', 'fmt_gsm8k', 'fmt_svamp',
+           'parse_options', 'option_number', 'fmt_math_qa', 'fmt_aqua_rat', 'fmt_boolq', 'fmt_arc', 'fmt_alpaca',
+           'fmt_dolly', 'final_answer', 'fmt_mathinstruct', 'fmt_upstream', 'fmt_local', 'local_source', 'pair_record',
+           'fmt_pairs', 'fmt_pairs_chat', 'fmt_pairs_sharegpt']
 
 # %% ../nbs/10_sources.ipynb #8a14e5b1
 _sep_re = re.compile(r'[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:[eE][-+]?\d+)?')
@@ -287,3 +288,45 @@ def local_source(kind: str = 'text') -> Source:
     if kind not in KINDS: raise ValueError(f"kind: expected one of {', '.join(KINDS)}; got {kind!r}")
     src = SOURCES['local']
     return src if kind == 'text' else dataclasses.replace(src, kind=kind, format=functools.partial(fmt_local, kind=kind))
+
+# %% ../nbs/10_sources.ipynb #ad6d19a7
+ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'system': 'system',
+         'chatgpt': 'assistant', 'bing': 'assistant', 'bard': 'assistant'}
+
+def _messages(turns, content='content', role='role') -> list[dict]:
+    "Chat messages `[{role, content}]` from a list of turns; a turn that is not a `{role, content}` mapping is a Skip."
+    out = []
+    for t in turns:
+        if not isinstance(t, dict) or not isinstance(t.get(content), str) or str(t.get(role, '')).lower() not in ROLES:
+            raise Skip('bad_turn')
+        out.append(dict(role=ROLES[str(t[role]).lower()], content=t[content]))
+    return out
+
+def pair_record(conversation: list[dict], chosen: str, rejected: str) -> dict:
+    "One pair record: the conversation's last turn (the user's) as `prompt`, the turns before it as `history`."
+    if not conversation or conversation[-1]['role'] != 'user': raise Skip('no_user_turn_last')
+    if not isinstance(chosen, str) or not isinstance(rejected, str): raise Skip('type:answer')
+    if not rejected.strip(): raise Skip('empty_rejected')
+    if chosen.strip() == rejected.strip(): raise Skip('chosen_equals_rejected')
+    rec = record(conversation[-1]['content'], chosen)
+    return dict(rec, rejected=rejected.strip(), history=json.dumps(conversation[:-1]) if len(conversation) > 1 else '')
+
+def fmt_pairs(row):
+    return pair_record([dict(role='user', content=row['prompt'])], row['chosen'], row['rejected'])
+
+def fmt_pairs_chat(row):
+    chosen, rejected = _messages(row['chosen']), _messages(row['rejected'])
+    if chosen[-1]['role'] != 'assistant' or rejected[-1]['role'] != 'assistant': raise Skip('no_answer_last')
+    if chosen[:-1] != rejected[:-1]: raise Skip('conversations_differ')
+    conversation = chosen[:-1] or [dict(role='user', content=row['prompt'])]
+    return pair_record(conversation, chosen[-1]['content'], rejected[-1]['content'])
+
+def fmt_pairs_sharegpt(row):
+    answer = lambda m: _messages([m], 'value', 'from')[0]['content']
+    return pair_record(_messages(row['conversations'], 'value', 'from'), answer(row['chosen']), answer(row['rejected']))
+
+register(Source('pairs', '', dict(prompt=str, chosen=str, rejected=str), fmt_pairs, 'yours', kind='pairs'))
+register(Source('pairs_chat', 'HuggingFaceH4/ultrafeedback_binarized', dict(prompt=str, chosen=list, rejected=list),
+                fmt_pairs_chat, 'MIT', split='train_prefs', kind='pairs'))
+register(Source('pairs_sharegpt', '', dict(conversations=list, chosen=dict, rejected=dict), fmt_pairs_sharegpt, 'yours', kind='pairs'))
+

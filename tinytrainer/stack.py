@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib, os, shutil, tempfile
 from pathlib import Path
+from tqdm.auto import tqdm
 
 from .config import Config, QuantSpec, from_dict
 from .runs import DamagedRun, RunConflict, atomic_folder, check_name, content_hash, read_manifest, write_json
@@ -137,9 +138,12 @@ def merge_run(run, out, dtype: str = 'bfloat16', force: bool = False) -> Path:
     run, out = Path(run), Path(out)
     if dtype not in MERGE_DTYPES: raise ValueError(f"dtype: expected one of {', '.join(MERGE_DTYPES)}; got {dtype!r}")
     _fresh_target(out, force)
+    bar = tqdm(total=3, desc='merge: loading the stack', unit='step', bar_format='{desc}: {n}/{total} steps [{elapsed}]')
     model, tok = load_run(run, 'fp32', device='cpu')
+    bar.set_description_str(f'merge: merging {len(active_adapters(model))} adapter(s), {dtype}'); bar.update()
     merged = merge_model(model).to(getattr(torch, dtype))
     merged.config.use_cache = True
+    bar.set_description_str(f'merge: saving to {out}'); bar.update()
     with atomic_folder(out) as tmp:
         merged.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -147,6 +151,7 @@ def merge_run(run, out, dtype: str = 'bfloat16', force: bool = False) -> Path:
         write_json(tmp / 'tinytrainer.json', dict(merged_from=str(run.resolve()), stage=man['stage'], dtype=dtype,
                                                   base_model=man['config']['model']['name'],
                                                   adapters=[dict(name=n, path=str(p)) for n, p in resolve_stack(run, man)]))
+    bar.update(); bar.close()
     return out
 
 # %% ../nbs/21_stack.ipynb #5019eabd

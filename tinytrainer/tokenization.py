@@ -16,13 +16,17 @@ __all__ = ['ALPACA', 'FORMATS', 'IGNORE', 'render_prompt', 'encode_prompts', 'eo
 ALPACA = '### Instruction:\n{prompt}\n\n### Response:\n'
 FORMATS = ('chat', 'alpaca')
 
-def render_prompt(tokenizer, prompt: str, fmt: str) -> str:
-    "The text a model sees before its response, in format `fmt` ('chat' or 'alpaca')."
-    if fmt == 'alpaca': return ALPACA.format(prompt=prompt)
+def render_prompt(tokenizer, prompt: str, fmt: str, history: list[dict] | None = None) -> str:
+    """The text a model sees before its response, in format `fmt` ('chat' or 'alpaca'). `history`: the earlier turns
+    of a conversation (`[{role, content}]`), rendered by the chat template, or as lines before the instruction."""
+    history = list(history or [])
+    if fmt == 'alpaca':
+        said = ''.join(f"{m['role'].capitalize()}: {m['content']}\n" for m in history)
+        return ALPACA.format(prompt=f'{said}\n{prompt}' if said else prompt)
     if fmt == 'chat':
         if not getattr(tokenizer, 'chat_template', None):
             raise ValueError(f"{getattr(tokenizer, 'name_or_path', 'tokenizer')} has no chat template: use prompt_format 'alpaca'")
-        return tokenizer.apply_chat_template([{'role': 'user', 'content': prompt}], tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(history + [{'role': 'user', 'content': prompt}], tokenize=False, add_generation_prompt=True)
     raise ValueError(f"prompt format: expected one of {', '.join(FORMATS)}; got {fmt!r}")
 
 def encode_prompts(tokenizer, texts: list[str]) -> list[list[int]]:
