@@ -1,6 +1,6 @@
 """The package's shape: no import circle, the stage list exists once (in `pipeline.STAGES`), and a new stage needs no
 other module touched to appear in the main job, the CLI and the Kaggle kernels."""
-import ast, contextlib, io, json
+import ast, contextlib, io, json, re
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from tinytrainer.config import load_config
 from tinytrainer.runs import Kernel, Stage, finish_run, fingerprint, run_once
 
 PKG = Path(tinytrainer.__file__).parent
+ROOT = PKG.parent
 MODULES = {p.stem: p for p in sorted(PKG.glob('*.py')) if p.stem not in ('__init__', '_modidx')}
 
 
@@ -169,3 +170,14 @@ def test_notebook_numbers_are_unique_and_the_tour_comes_first():
     numbers = [n.split('_')[0] for n in nbs]
     assert len(set(numbers)) == len(numbers), sorted(n for n in numbers if numbers.count(n) > 1)
     assert nbs[0] == '00_tour.ipynb' and all(n[:2].isdigit() for n in nbs)
+
+
+def test_gpu_check_dry_run_lists_every_gpu_cell():
+    "`tools/gpu-check --dry-run` works without CUDA and names every chapter with a `#| gpu` cell and the benchmark, with times."
+    import subprocess, sys
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'gpu-check'), '--dry-run'], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    flagged = {nb.name for nb in (ROOT / 'nbs').glob('*.ipynb')
+               if any(c['cell_type'] == 'code' and ''.join(c['source']).startswith('#| gpu') for c in json.loads(nb.read_text())['cells'])}
+    assert flagged and all(f'gpu cells: {nb}' in r.stdout for nb in flagged), r.stdout
+    assert 'tinytrainer bench --device cuda' in r.stdout and re.search(r'~\d+\.\d min in all \(limit 8 min\)', r.stdout)

@@ -131,7 +131,7 @@ class Score:
 
     def to_dict(self) -> dict: return asdict(self)
 
-# %% ../nbs/23_answers.ipynb #cb092f07
+# %% ../nbs/23_answers.ipynb #f51b3cb8
 def mcnemar_exact(wins: int, losses: int) -> float:
     "Two-sided exact McNemar p-value: the binomial probability of a split at least this uneven of `wins + losses` at 1/2."
     n, k = wins + losses, min(wins, losses)

@@ -28,9 +28,9 @@ CPU_SHAPE = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, nu
                  intermediate_size=1024, vocab_size=16000, max_position_embeddings=2048)
 GPU_SHAPE = RANDOM_SHAPES['tinyllama-1.1b']
 QUICK_SHAPE = dict(RANDOM_SHAPES['tiny-llama'], vocab_size=512)   # `--quick`: checks that everything runs
-# dense 16-bit tensor peak in TFLOP/s, matched in this order against the GPU's name; H200 (and the same chip's H100)
-# as measured on an H200 in bf16, the others from the data sheets
-PEAK_TFLOPS = [('H200', 790), ('H100', 790), ('A100', 312), ('L40S', 362), ('A10G', 70), ('A10', 125), ('L4', 121),
+# dense 16-bit tensor peak in TFLOP/s (no sparsity), from the data sheets, matched in this order against the GPU's name
+# (H200 and H100 SXM: 989; an H100 PCIe has 756)
+PEAK_TFLOPS = [('H100 PCIe', 756), ('H200', 989), ('H100', 989), ('A100', 312), ('L40S', 362), ('A10G', 70), ('A10', 125), ('L4', 121),
                ('V100', 125), ('T4', 65), ('P100', 18.7)]
 TARGETS = dict(h200_mfu=0.25, h200_vs_upstream=27.0, h200_vs_trl=12.0, t4_peak_gib=14.0, cpu_vs_upstream=2.0, generation=10.0)
 

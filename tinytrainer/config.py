@@ -327,7 +327,8 @@ def _kaggle_t4x2():
     data = DataSpec(sft=[_src(n, c) for n, c in sft_caps.items()],
                     cot=[_src('mathinstruct', 22000), _src('general_reasoning', 501)],
                     preference=[_src('math_qa', 3000)],
-                    eval=[_src('gsm8k', 0, split='test'), _src('svamp', 0, split='test')])
+                    eval=[_src('gsm8k', 0, split='test'), _src('svamp', 0, split='test'),      # math, then the general guard:
+                          _src('boolq', 500, split='validation'), _src('arc', 500, split='test')])
     train = TrainSpec(epochs=3, lr=2e-4, tokens_per_step=32768, micro_batch_tokens=4096,
                       eval_every=200, sample_every=200, save_every=200, time_budget_min=11 * 60)
     quant = QuantSpec(bits=4)
@@ -344,7 +345,8 @@ def _demo():
                     cot=[_src('ladder', 1200, options=dict(family='word'))],
                     preference=[_src('ladder', 400, split='preference', options=dict(family='word'))],
                     eval=[_src('ladder', 120, split='test', options=dict(family='arith')),
-                          _src('ladder', 120, split='test', options=dict(family='word'))],
+                          _src('ladder', 120, split='test', options=dict(family='word')),
+                          _src('facts', 120, split='test')],   # the general guard: forgetting shows here
                     heldout_fraction=0.05, heldout_max=100)
     train = TrainSpec(epochs=1, max_steps=30, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
                       eval_every=10, sample_every=15, save_every=15)
@@ -363,7 +365,7 @@ def _tiny():
     data = DataSpec(sft=[_src('ladder', 64, options=dict(family='arith'))],
                     cot=[_src('ladder', 64, options=dict(family='word'))],
                     preference=[_src('ladder', 24, split='preference', options=dict(family='word'))],
-                    eval=[_src('ladder', 16, split='test', options=dict(family='arith'))],
+                    eval=[_src('ladder', 16, split='test', options=dict(family='arith')), _src('facts', 8, split='test')],
                     heldout_fraction=0.1, heldout_max=8, num_proc=1)
     train = TrainSpec(max_steps=12, lr=1e-2, tokens_per_step=512, micro_batch_tokens=256, warmup_ratio=0.1,
                       eval_every=4, sample_every=4, save_every=4)

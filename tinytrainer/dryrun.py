@@ -54,7 +54,7 @@ def data_tokens(cfg: Config, mix: str, curate_dir=None) -> tuple[int, int, str]:
     tokens = sum(s.cap * TYPICAL_TOKENS.get(s.name, 250) for s in specs if s.cap)
     return n, tokens, 'the caps and typical lengths per source (no curated run yet)'
 
-# %% ../nbs/33_dryrun.ipynb #0287f56c
+# %% ../nbs/33_dryrun.ipynb #18ba76e5
 GPU_PEAK = {'T4': 65e12, 'H200': 989e12}        # dense fp16/bf16 tensor FLOP/s from the data sheets
 GPU_BANDWIDTH = {'T4': 320e9, 'H200': 4.8e12}   # memory bandwidth in bytes/s, from the data sheets
 BYTES_PER_PARAM = {4: 0.56, 8: 1.06}           # quantized weights with their constants; 16-bit: 2

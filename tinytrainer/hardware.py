@@ -12,13 +12,24 @@ from .config import ConfigError
 
 # %% auto #0
 __all__ = ['NVIDIA_SMI_QUERY', 'PRECISIONS', 'PRECISION_NOTES', 'REQUESTED', 'CU126_INSTALL', 'BNB_MIN_CAPABILITY',
-           'HardwareError', 'GPU', 'parse_nvidia_smi', 'visible_gpus', 'list_gpus', 'gpu_count', 'supports_bf16',
-           'choose_precision', 'run_precision', 'make_accelerator', 'has_kernels', 'torch_kernels_problem', 'bnb_probe',
-           'bnb_problem', 'cpu_cores', 'cpu_threads', 'doctor_report', 'doctor', 'doctor_main']
+           'HardwareError', 'quiet_known_warnings', 'GPU', 'parse_nvidia_smi', 'visible_gpus', 'list_gpus', 'gpu_count',
+           'supports_bf16', 'choose_precision', 'run_precision', 'make_accelerator', 'has_kernels',
+           'torch_kernels_problem', 'bnb_probe', 'bnb_problem', 'cpu_cores', 'cpu_threads', 'doctor_report', 'doctor',
+           'doctor_main']
 
 # %% ../nbs/03_hardware.ipynb #921c902a
 class HardwareError(ConfigError):
     "A choice (precision, quantization) this machine cannot run; the message says what to do instead."
+
+# %% ../nbs/03_hardware.ipynb #1f17c350
+def quiet_known_warnings():
+    "Silence the two known messages a user cannot act on (see above); nothing else."
+    import logging, warnings
+    logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)
+    warnings.filterwarnings('ignore', message=r'`is_gradient_checkpointing` is deprecated', category=FutureWarning)
+
+quiet_known_warnings()
+
 
 # %% ../nbs/03_hardware.ipynb #0a706344
 @dataclass(frozen=True)
@@ -117,11 +128,17 @@ def run_precision(cfg) -> str:
     return choose_precision(list_gpus(), REQUESTED[cfg.model.dtype]) if torch.cuda.is_available() else 'fp32'
 
 def make_accelerator(precision: str):
-    "An Accelerator for `precision`; on a machine without CUDA a CPU one (a gloo group under notebook_launcher)."
+    """An Accelerator for `precision`; on a machine without CUDA a CPU one (a gloo group under notebook_launcher).
+    accelerate keeps one state per process: a stage that asks another precision than the last one (a second stage in
+    this process, a gpu cell after a CPU cell) gets it, the process group kept."""
     import torch
     from accelerate import Accelerator   # accelerate initialises state: only inside a worker
-    if not torch.cuda.is_available(): return Accelerator(cpu=True)
-    return Accelerator(mixed_precision={'bf16': 'bf16', 'fp16': 'fp16', 'fp32': 'no'}[precision])
+    from accelerate.state import AcceleratorState
+    cuda = torch.cuda.is_available()
+    mixed = {'bf16': 'bf16', 'fp16': 'fp16' if cuda else 'no', 'fp32': 'no'}[precision]   # accelerate has no fp16 on a CPU
+    if AcceleratorState._shared_state and AcceleratorState._shared_state.get('_mixed_precision') != mixed:
+        AcceleratorState._reset_state()   # not PartialState: the process group stays
+    return Accelerator(cpu=not cuda, mixed_precision=mixed)
 
 
 # %% ../nbs/03_hardware.ipynb #2e7f6010

@@ -262,7 +262,7 @@ def show_results(cfg, stage: str, name: str | None = None):
     print('output: ' + ', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in sizes.items()))
     print(gpu_memory())
 
-# %% ../nbs/51_kernel.ipynb #20c6198c
+# %% ../nbs/51_kernel.ipynb #5b0f6c90
 def final_run(cfg, name: str | None = None) -> Path:
     "The run folder of the deepest finished stack of run `name`: the last stage that trained an adapter."
     found = trained_runs(cfg.output_root, name or cfg.preset)

@@ -4,14 +4,14 @@
 
 # %% ../nbs/32_launch.ipynb #e1bcb32d
 from __future__ import annotations
-import os, socket, sys
+import contextlib, os, socket, sys
 from pathlib import Path
 
 from .hardware import gpu_count
 from .live import LiveView, format_sample, in_notebook, loss_figure, plot_losses, save_loss_plot   # re-exported: the live view is chapter 35
 
 # %% auto #0
-__all__ = ['free_port', 'fork_traps', 'in_distributed_launch', 'launch']
+__all__ = ['free_port', 'fork_traps', 'in_distributed_launch', 'launch', 'WithoutLine']
 
 # %% ../nbs/32_launch.ipynb #e94e476c
 def free_port() -> int:
@@ -46,4 +46,15 @@ def launch(fn, args=(), num_processes: int | None = None):
     traps = fork_traps()
     if traps: raise RuntimeError('cannot start the worker processes:\n- ' + '\n- '.join(traps))
     from accelerate import notebook_launcher
-    notebook_launcher(fn, args, num_processes=n, use_port=str(free_port()))
+    print(f"launching {n} worker processes on {f'{n} GPUs' if gpu_count() else 'the CPU (gloo)'}", flush=True)
+    with contextlib.redirect_stdout(WithoutLine(sys.stdout, 'Launching training on')):   # its line says CUDAs on a CPU too
+        notebook_launcher(fn, args, num_processes=n, use_port=str(free_port()))
+
+class WithoutLine:
+    "A text stream that passes everything on to `out` except lines starting with `prefix` (printed whole by print())."
+    def __init__(self, out, prefix: str): self.out, self.prefix, self.dropped = out, prefix, False
+    def write(self, s: str) -> int:
+        drop = s.startswith(self.prefix) or (self.dropped and s == '\n')
+        self.dropped = s.startswith(self.prefix)
+        return len(s) if drop else self.out.write(s)
+    def __getattr__(self, name): return getattr(self.out, name)

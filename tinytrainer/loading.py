@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import SourceSpec
 from .sources import KINDS, NUMBER, SOURCES, Source, local_source
-import tinytrainer.ladder  # registers the generated sources
+import tinytrainer.ladder, tinytrainer.facts  # registers the generated sources
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0

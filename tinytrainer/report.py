@@ -32,7 +32,7 @@ def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
         out['final_minus_base'] = round(100 * (models[-1]['sets']['all']['accuracy'] - models[0]['sets']['all']['accuracy']), 2)
     return out
 
-# %% ../nbs/47_report.ipynb #a311cc7e
+# %% ../nbs/47_report.ipynb #bb86ace6
 ALPHA = 0.05   # the significance level of the report's verdicts
 
 def paired_changes(results: list[dict]) -> list[dict]:

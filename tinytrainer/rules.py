@@ -8,7 +8,7 @@ import importlib, importlib.util, math, re
 
 import dataclasses
 
-import tinytrainer.ladder  # registers the generated sources
+import tinytrainer.ladder, tinytrainer.facts  # registers the generated sources
 from .sources import SOURCES  # the registry lives with the formatters
 
 class ConfigError(ValueError):

@@ -289,7 +289,7 @@ def local_source(kind: str = 'text') -> Source:
     src = SOURCES['local']
     return src if kind == 'text' else dataclasses.replace(src, kind=kind, format=functools.partial(fmt_local, kind=kind))
 
-# %% ../nbs/10_sources.ipynb #ad6d19a7
+# %% ../nbs/10_sources.ipynb #4571eb2e
 ROLES = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'system': 'system',
          'chatgpt': 'assistant', 'bing': 'assistant', 'bard': 'assistant'}
 
