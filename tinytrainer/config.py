@@ -14,9 +14,9 @@ import yaml
 from .rules import ConfigError, check_rules
 
 # %% auto #0
-__all__ = ['PRESETS', 'SourceSpec', 'DataSpec', 'ModelSpec', 'LoraSpec', 'QuantSpec', 'TrainSpec', 'CurateConfig', 'SFTConfig',
-           'CoTConfig', 'PreferenceConfig', 'DPOConfig', 'EvalConfig', 'Config', 'from_dict', 'to_dict', 'validate',
-           'to_yaml', 'apply_override', 'preset', 'load_config']
+__all__ = ['T4X2_MODELS', 'PRESETS', 'SourceSpec', 'DataSpec', 'ModelSpec', 'LoraSpec', 'QuantSpec', 'TrainSpec', 'CurateConfig',
+           'SFTConfig', 'CoTConfig', 'PreferenceConfig', 'DPOConfig', 'EvalConfig', 'Config', 'from_dict', 'to_dict',
+           'validate', 'to_yaml', 'apply_override', 'preset', 'load_config']
 
 # %% ../nbs/01_config.ipynb #9bd11203
 # `ConfigError` lives with the rules (`tinytrainer.rules`), which import nothing of this module: no import circle.
@@ -376,7 +376,20 @@ def _tiny():
                   dpo=DPOConfig(LoraSpec(r=8, alpha=16), QuantSpec(), copy.deepcopy(train)),
                   eval=EvalConfig(n_problems=8, max_new_tokens=16))
 
-PRESETS = {'kaggle-t4x2': _kaggle_t4x2, 'demo': _demo, 'tiny': _tiny}
+# small instruct models that can show a gain on GSM8K where TinyLlama (about 0%) cannot; Apache-2.0, ChatML templates
+T4X2_MODELS = {'qwen2.5-0.5b': 'Qwen/Qwen2.5-0.5B-Instruct', 'qwen2.5-1.5b': 'Qwen/Qwen2.5-1.5B-Instruct',
+               'smollm2-360m': 'HuggingFaceTB/SmolLM2-360M-Instruct', 'smollm2-1.7b': 'HuggingFaceTB/SmolLM2-1.7B-Instruct'}
+
+def _kaggle_with(key: str):
+    "The kaggle-t4x2 preset (mixtures, QLoRA NF4, fp16, budgets) for another model."
+    def make():
+        cfg = _kaggle_t4x2()
+        cfg.preset, cfg.model.name = f'kaggle-t4x2-{key}', T4X2_MODELS[key]
+        return cfg
+    make.__doc__ = f'{T4X2_MODELS[key]} on Kaggle\'s GPU T4 x2: the kaggle-t4x2 mixtures and settings, QLoRA NF4, fp16.'
+    return make
+
+PRESETS = {'kaggle-t4x2': _kaggle_t4x2, **{f'kaggle-t4x2-{k}': _kaggle_with(k) for k in T4X2_MODELS}, 'demo': _demo, 'tiny': _tiny}
 
 def preset(name: str) -> Config:
     "A fresh copy of a named preset."

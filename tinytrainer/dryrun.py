@@ -18,11 +18,13 @@ __all__ = ['KNOWN_SHAPES', 'TYPICAL_TOKENS', 'GPU_PEAK', 'GPU_BANDWIDTH', 'BYTES
            'generation_hours', 'time_line', 'activation_bytes', 'Plan', 'plan_stage', 'lm_stage_plan']
 
 # %% ../nbs/33_dryrun.ipynb #3a19568c
-KNOWN_SHAPES = {'TinyLlama/TinyLlama-1.1B-Chat-v1.0': 'tinyllama-1.1b', 'random:tinyllama-1.1b': 'tinyllama-1.1b',
-                'asset:smollm2-135m': 'smollm2-135m', 'random:smollm2-135m': 'smollm2-135m', 'random:tiny-llama': 'tiny-llama'}
+KNOWN_SHAPES = {'TinyLlama/TinyLlama-1.1B-Chat-v1.0': 'tinyllama-1.1b', 'asset:smollm2-135m': 'smollm2-135m',
+                'HuggingFaceTB/SmolLM2-135M-Instruct': 'smollm2-135m', 'HuggingFaceTB/SmolLM2-360M-Instruct': 'smollm2-360m',
+                'HuggingFaceTB/SmolLM2-1.7B-Instruct': 'smollm2-1.7b', 'Qwen/Qwen2.5-0.5B-Instruct': 'qwen2.5-0.5b',
+                'Qwen/Qwen2.5-1.5B-Instruct': 'qwen2.5-1.5b', **{f'random:{s}': s for s in RANDOM_SHAPES}}
 
 def shape_of(model_name: str) -> dict:
-    "The Llama shape (hidden, layers, heads, kv heads, intermediate, vocab) of a model name we know."
+    "The shape (hidden, layers, heads, kv heads, intermediate, vocab; Llama unless `model_type` says) of a model name we know."
     if model_name not in KNOWN_SHAPES:
         raise ValueError(f'--dry-run knows the shapes of {", ".join(KNOWN_SHAPES)}; not of {model_name!r}')
     s = dict(RANDOM_SHAPES[KNOWN_SHAPES[model_name]])
@@ -34,7 +36,7 @@ def param_counts(s: dict, r: int) -> tuple[int, int]:
     h, i, L, v = s['hidden_size'], s['intermediate_size'], s['num_hidden_layers'], s['vocab_size']
     kv = h // s['num_attention_heads'] * s['num_key_value_heads']
     linears = [(h, h), (h, kv), (h, kv), (h, h), (h, i), (h, i), (i, h)]   # q k v o gate up down
-    per_layer = sum(a * b for a, b in linears) + 2 * h
+    per_layer = sum(a * b for a, b in linears) + 2 * h + ((h + 2 * kv) if s.get('model_type') == 'qwen2' else 0)   # q/k/v biases
     base = L * per_layer + v * h * (1 if s.get('tie_word_embeddings') else 2) + h
     return base, L * sum(r * (a + b) for a, b in linears)
 

@@ -29,27 +29,43 @@ RANDOM_SHAPES = {
     'smollm2-135m': dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
                          intermediate_size=1536, max_position_embeddings=8192, vocab_size=49152,
                          rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True),
+    # the small instruct models the Kaggle presets offer besides TinyLlama (Apache-2.0, ChatML templates); Qwen2 has
+    # biases on q, k and v (not o): its own model type
+    'smollm2-360m': dict(hidden_size=960, num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5,
+                         intermediate_size=2560, max_position_embeddings=8192, vocab_size=49152,
+                         rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True),
+    'smollm2-1.7b': dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=32, num_key_value_heads=32,
+                         intermediate_size=8192, max_position_embeddings=8192, vocab_size=49152,
+                         rms_norm_eps=1e-5, rope_theta=130000.0, tie_word_embeddings=True),
+    'qwen2.5-0.5b': dict(model_type='qwen2', hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
+                         num_key_value_heads=2, intermediate_size=4864, max_position_embeddings=32768, vocab_size=151936,
+                         rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True),
+    'qwen2.5-1.5b': dict(model_type='qwen2', hidden_size=1536, num_hidden_layers=28, num_attention_heads=12,
+                         num_key_value_heads=2, intermediate_size=8960, max_position_embeddings=32768, vocab_size=151936,
+                         rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True),
+    'tiny-qwen': dict(model_type='qwen2', hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=128, max_position_embeddings=2048, initializer_range=0.2),
 }
 
 def random_config(shape: str, tokenizer):
-    "The `LlamaConfig` of `random:<shape>`, sized for `tokenizer` and with its special token ids."
-    from transformers import LlamaConfig
+    "The config (Llama, or the shape's `model_type`) of `random:<shape>`, sized for `tokenizer`, with its special token ids."
+    from transformers import AutoConfig
     if shape not in RANDOM_SHAPES:
         raise ValueError(f"model.name 'random:{shape}': unknown shape; known: {', '.join(RANDOM_SHAPES)}")
     kw = dict(RANDOM_SHAPES[shape])
     kw['vocab_size'] = max(kw.get('vocab_size', 0), len(tokenizer))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return LlamaConfig(**kw, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=pad, attn_implementation='sdpa')
+    return AutoConfig.for_model(kw.pop('model_type', 'llama'), **kw, bos_token_id=tokenizer.bos_token_id,
+                                eos_token_id=tokenizer.eos_token_id, pad_token_id=pad, attn_implementation='sdpa')
 
 def random_model(shape: str, tokenizer, seed: int = 0):
-    "A `LlamaForCausalLM` of `shape` with weights drawn from `seed` (fp32, on the CPU; the global RNG is untouched)."
+    "A causal LM of `shape` with weights drawn from `seed` (fp32, on the CPU; the global RNG is untouched)."
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
     config = random_config(shape, tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return LlamaForCausalLM(config)
+        return AutoModelForCausalLM.from_config(config)
 
 # %% ../nbs/20_model.ipynb #b48eb6a0
 PRECISION_DTYPES = {'fp32': 'float32', 'fp16': 'float16', 'bf16': 'bfloat16'}
