@@ -68,3 +68,17 @@ def test_force_replaces_a_damaged_run_and_keeps_it_aside(finished, tmp_path):
     man = json.loads((r / 'tiny' / 'sft' / MANIFEST).read_text())
     assert man['stage'] == 'sft' and 'adapter/adapter_model.safetensors' in man['checksums']
     stage('sft').run(cfg)                      # the new run is whole: reused
+
+@pytest.mark.parametrize('how', ['garbled', 'wrong type'])
+def test_an_unfinished_run_with_a_damaged_started_json_is_kept_aside(finished, tmp_path, how, capsys):
+    "An unfinished run (checkpoints, no manifest) whose started.json is damaged: moved aside whole, then trained anew."
+    r, cfg = copy_of(finished, tmp_path)
+    sft = r / 'tiny' / 'sft'
+    (sft / MANIFEST).unlink()
+    if how == 'garbled': damage(sft / 'started.json', 'garbled')
+    else: (sft / 'started.json').write_text('[1, 2]')
+    stage('sft').run(cfg)
+    out = capsys.readouterr().out
+    assert 'has checkpoints but no readable started.json: kept in' in out, out[-2000:]
+    aside = [p for p in (r / 'tiny').iterdir() if p.name.startswith('sft.replaced-')]
+    assert len(aside) == 1 and (aside[0] / 'checkpoints').is_dir() and (sft / MANIFEST).exists()

@@ -174,7 +174,8 @@ def own_pairs(curate_dir) -> list[dict]:
 def dpo_pairs(cfg: Config, data_dir, run_dir) -> list[dict]:
     "The pairs `dpo.pairs` asks for: the preference run's (in `data_dir`), your own (curated with this run), or both."
     sampled = load_pairs(data_dir) if cfg.dpo.pairs != 'own' else []
-    return sampled + (own_pairs(Path(run_dir).parent / CURATE.name) if cfg.dpo.pairs != 'sampled' else [])
+    own = cfg.dpo.pairs != 'sampled' and cfg.curate.data.pairs
+    return sampled + (own_pairs(Path(run_dir).parent / CURATE.name) if own else [])
 
 def dpo_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) -> dict:
     "Training data of the DPO stage: the pairs of `dpo.pairs` with their reference log-probs."

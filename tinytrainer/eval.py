@@ -102,7 +102,7 @@ def set_scores(rows: list[dict]) -> dict:
     for s in dict.fromkeys(r['set'] for r in rows):
         rs = [r for r in rows if r['set'] == s]
         out[s] = score(rs, '/'.join(dict.fromkeys(KINDS[r['answer_type']] for r in rs)))
-    out['all'] = score(rows, '/'.join(dict.fromkeys(v['kind'] for v in out.values())))
+    out['all'] = score(rows, '/'.join(dict.fromkeys(k for v in out.values() for k in v['kind'].split('/'))))
     return out
 
 # %% ../nbs/46_eval.ipynb #30fb68bd

@@ -11,7 +11,8 @@ from .live import format_sample
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'generate', 'Sampler']
+__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'inference_autocast', 'generate',
+           'Sampler']
 
 # %% ../nbs/22_generate.ipynb #5b115956
 class Response(str):
@@ -94,6 +95,17 @@ class NucleusSampler:
         return torch.full_like(scores, float('-inf')).scatter_(-1, pick, 0.0)
 
 # %% ../nbs/22_generate.ipynb #d6220039
+def inference_autocast(model):
+    """On CUDA, for a 4-bit (or 8-bit) base: autocast to the half type it computes in (the k-bit preparation upcasts the
+    rest of the model to fp32, so generation would run in fp32, slowly, on a T4). Elsewhere: no autocast."""
+    import torch
+    kbit = getattr(model, 'is_loaded_in_4bit', False) or getattr(model, 'is_loaded_in_8bit', False)
+    if model_device(model).type != 'cuda' or not kbit: return contextlib.nullcontext()
+    q = getattr(model.config, 'quantization_config', None)
+    dtype = q.get('bnb_4bit_compute_dtype') if isinstance(q, dict) else getattr(q, 'bnb_4bit_compute_dtype', None)
+    dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    return torch.autocast('cuda', dtype=dtype if dtype in (torch.float16, torch.bfloat16) else torch.float16)
+
 def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int = 256, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, num_return_sequences: int = 1, batch_size: int = 16,
              seed: int | None = None) -> list[list[Response]]:
@@ -117,7 +129,7 @@ def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int
     out: list = [None] * len(prompts)
     model.eval()
     try:
-        with torch.no_grad(), _seeded(seed, device):
+        with torch.no_grad(), _seeded(seed, device), inference_autocast(model):
             for b in range(0, len(order), per_call):
                 idx = order[b:b + per_call]
                 ids, mask = (t.repeat_interleave(num_return_sequences, 0) for t in pad_left([encoded[i] for i in idx], pad))

@@ -21,7 +21,7 @@ __all__ = ['NVIDIA_SMI_QUERY', 'PRECISIONS', 'PRECISION_NOTES', 'REQUESTED', 'CU
 class HardwareError(ConfigError):
     "A choice (precision, quantization) this machine cannot run; the message says what to do instead."
 
-# %% ../nbs/03_hardware.ipynb #fdd62cea
+# %% ../nbs/03_hardware.ipynb #ac4046a1
 def quiet_known_warnings():
     "Silence the two known messages a user cannot act on (see above); nothing else."
     import logging, warnings

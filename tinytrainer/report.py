@@ -55,7 +55,8 @@ def verdicts(paired: list[dict]) -> tuple[list[str], list[dict]]:
         every = next(r for r in rows if r['set'] == 'all')
         worse = [r for r in rows if r['p'] < ALPHA and r['diff'] < 0]
         better = [r['set'] for r in rows if r['p'] < ALPHA and r['diff'] > 0 and r['set'] != 'all']
-        say = lambda r: f"{r['set']} ({100 * r['diff']:+.1f} points, {r['wins']} wins / {r['losses']} losses, p = {r['p']:.2g})"
+        say = lambda r: ('' if r['set'] == 'all' else f"{r['set']} ") + \
+                        f"({100 * r['diff']:+.1f} points, {r['wins']} wins / {r['losses']} losses, p = {r['p']:.2g})"
         if better or every['p'] < ALPHA and every['diff'] > 0:
             lines.append(f"**{new}** is better than {old}" + (f" on {', '.join(better)}" if better else '') + f"; over all sets {say(every)}.")
         else:
