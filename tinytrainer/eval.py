@@ -4,11 +4,12 @@
 
 # %% ../nbs/46_eval.ipynb #44f78913
 from __future__ import annotations
-import contextlib, dataclasses, json, math, time
+import contextlib, json, math, time
 from collections import Counter
 from pathlib import Path
 
 from .config import Config, to_dict, to_yaml
+from .rules import trained_sections
 from .curate import LM_MIXES, curate, load_curated
 from .dryrun import generation_hours, time_line
 from .answers import Score, evaluate_exact_match
@@ -202,7 +203,7 @@ def run_eval(cfg: Config, name: str | None = None, force: bool = False, num_proc
 def eval_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     "What the evaluation will do, without loading weights."
     ec = cfg.eval
-    trained = [getattr(cfg, f.name) for f in dataclasses.fields(cfg) if hasattr(getattr(cfg, f.name), 'train')]
+    trained = [getattr(cfg, s) for s in trained_sections(cfg)]
     per_model = sum(min(s.cap or 1000, ec.n_problems or 10**9) for s in cfg.curate.data.eval) + len(ec.prompts)
     bits = max((t.quant.bits for t in trained), default=0)
     hours = (1 + len(trained)) * generation_hours(cfg, per_model, ec.max_new_tokens, ec.batch_size, bits)

@@ -285,15 +285,12 @@ def take_away(cfg, name: str | None = None, merge: bool = False, gguf: str | Non
     if hub_repo and not merge: raise ValueError('hub_repo: pushing sends the merged model; set merge=True as well')
     run, done = final_run(cfg, name), []
     out = Path(cfg.output_root).parent / 'export' / f'{run.parent.name}-{run.name}'
-    if merge:
-        if (out / 'merged').exists(): print(f'merge: kept {out / "merged"} (delete it to merge again)')
-        else: merge_run(run, out / 'merged', dtype='float16')
-        done.append(out / 'merged')
-    if gguf:
-        f = out / 'gguf' / f'{run.parent.name}-{run.name}-{gguf}.gguf'
-        if f.exists(): print(f'gguf: kept {f} (delete it to export again)')
-        else: export_gguf(run, f, outtype=gguf)
-        done.append(f)
+    def once(path: Path, make):   # a user's earlier export is kept, never overwritten
+        if path.exists(): print(f'kept {path} (delete it to export again)')
+        else: make(path)
+        done.append(path)
+    if merge: once(out / 'merged', lambda p: merge_run(run, p, dtype='float16'))
+    if gguf: once(out / 'gguf' / f'{run.parent.name}-{run.name}-{gguf}.gguf', lambda p: export_gguf(run, p, outtype=gguf))
     if hub_repo: print('pushed:', push_to_hub(out / 'merged', hub_repo))
     print('\n'.join(f'wrote {p}' for p in done) or 'nothing exported: set merge, gguf or hub_repo to take the model with you')
     return done

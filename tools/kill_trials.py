@@ -10,7 +10,7 @@ import argparse, hashlib, json, os, random, signal, subprocess, sys, tempfile, t
 from pathlib import Path
 
 ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'MPLBACKEND': 'Agg'}
-COMPARED = ('adapter/adapter_model.safetensors', 'pairs.jsonl', 'data/sft_train/dataset_info.json')
+COMPARED = ('adapter/adapter_model.safetensors', 'pairs.jsonl', '.arrow')   # adapters, pairs, every curated split
 
 def command(root, stage): return ['tinytrainer', stage, '--preset', 'tiny', '--output-root', str(root)]
 
