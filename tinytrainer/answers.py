@@ -8,7 +8,7 @@ import math, re
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 
-from tqdm.auto import tqdm
+from .live import progress_bar
 
 import tinytrainer.generate as _gen
 from .sources import normalize_number
@@ -180,7 +180,7 @@ def evaluate_exact_match(model, tokenizer, problems: list[dict], fmt: str, max_n
                              "evaluate only records with answer_type 'number' or 'label'")
     gen = generate_fn or _gen.generate
     out, prompts = [], [p['prompt'] for p in problems]
-    with tqdm(total=len(prompts), desc=desc, unit='problem', disable=desc is None) as bar:
+    with progress_bar(total=len(prompts), desc=desc, unit='problem', disable=desc is None) as bar:
         for i in range(0, len(prompts), batch_size):
             out += gen(model, tokenizer, prompts[i:i + batch_size], fmt, max_new_tokens=max_new_tokens,
                        do_sample=False, batch_size=batch_size)

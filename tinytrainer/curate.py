@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import get_type_hints
 
-from tqdm.auto import tqdm
+from .live import progress_bar
 
 from .assets import load_tokenizer
 from .config import Config, DataSpec, SFTConfig, SourceSpec, to_dict
@@ -168,7 +168,7 @@ def open_all(cfg: Config) -> dict:
     d = cfg.curate.data
     todo = [(mix, i, s) for mix in (EVAL,) + MIXES for i, s in enumerate(getattr(d, mix))]
     out = {mix: [] for mix in (EVAL,) + MIXES}
-    for mix, i, s in tqdm(todo, desc='curate: opening sources', unit='source', disable=len(todo) < 4):
+    for mix, i, s in progress_bar(todo, desc='curate: opening sources', unit='source', disable=len(todo) < 4):
         out[mix].append(open_source(s, d.seed, f'curate.data.{mix}[{i}]'))
     return out
 

@@ -13,6 +13,7 @@ from .curate import PAIRS, STAGE as CURATE, load_curated
 from .model import activate_stack, active_adapters
 from .preference import load_pairs
 from .runs import Kernel, Stage, atomic_write, read_json
+from .live import progress_bar
 from .stage import run_stage
 from .tokenization import IGNORE, encode_prompts, eos_id, make_rows, render_prompt
 from .train import collate, label_positions, lm_forward, use_packed_attention
@@ -131,11 +132,10 @@ def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device, 
     training forward's path: packed attention on (as the loop switches it on) and under `autocast` (the accelerator's).
     `desc`: a progress bar (in pairs) with that name."""
     import torch
-    from tqdm.auto import tqdm
     out, was = {}, model.training
     use_packed_attention(model)
     model.eval()
-    with torch.no_grad(), tqdm(total=len(examples), desc=desc, unit='pair', disable=desc is None) as bar:
+    with torch.no_grad(), progress_bar(total=len(examples), desc=desc, unit='pair', disable=desc is None) as bar:
         for row in make_rows(examples, capacity, packing=True):
             with autocast(): sums, _ = sequence_logps(model, collate(examples, row, True, pad_id, device))
             for j, i in enumerate(row): out[examples[i]['key']] = [sums[2 * j].item(), sums[2 * j + 1].item()]

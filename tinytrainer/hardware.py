@@ -11,11 +11,11 @@ from importlib import metadata
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['NVIDIA_SMI_QUERY', 'PRECISIONS', 'PRECISION_NOTES', 'REQUESTED', 'CU126_INSTALL', 'BNB_MIN_CAPABILITY',
-           'HardwareError', 'quiet_known_warnings', 'GPU', 'parse_nvidia_smi', 'visible_gpus', 'list_gpus', 'gpu_count',
-           'supports_bf16', 'choose_precision', 'run_precision', 'make_accelerator', 'has_kernels',
-           'torch_kernels_problem', 'bnb_probe', 'bnb_problem', 'cpu_cores', 'cpu_threads', 'doctor_report', 'doctor',
-           'doctor_main']
+__all__ = ['NVIDIA_SMI_QUERY', 'PRECISIONS', 'PRECISION_NOTES', 'EMULATE_T4', 'EMULATED_T4', 'REQUESTED', 'CU126_INSTALL',
+           'BNB_MIN_CAPABILITY', 'HardwareError', 'quiet_known_warnings', 'GPU', 'parse_nvidia_smi', 'visible_gpus',
+           'list_gpus', 'gpu_count', 'supports_bf16', 'choose_precision', 'emulated_gpus', 'run_precision',
+           'make_accelerator', 'has_kernels', 'torch_kernels_problem', 'bnb_probe', 'bnb_problem', 'cpu_cores',
+           'cpu_threads', 'doctor_report', 'doctor', 'doctor_main']
 
 # %% ../nbs/03_hardware.ipynb #921c902a
 class HardwareError(ConfigError):
@@ -119,13 +119,25 @@ def choose_precision(gpus: list[GPU], requested: str = 'auto') -> str:
     if requested != 'auto': return requested
     return 'fp16' if no_bf16 else 'bf16'
 
+# %% ../nbs/03_hardware.ipynb #ef61be1a
+EMULATE_T4 = 'TINYTRAINER_EMULATE_T4'   # '1' on a machine without CUDA: the stages take a T4's code path
+EMULATED_T4 = GPU('Tesla T4 (emulated on the CPU)', (7, 5), 15.0, 0)
+
+def emulated_gpus() -> list[GPU]:
+    "[the T4 this CPU plays] under `TINYTRAINER_EMULATE_T4=1` on a machine without CUDA; else []."
+    if os.environ.get(EMULATE_T4) != '1': return []
+    import torch
+    return [] if torch.cuda.is_available() else [EMULATED_T4]
+
+
 # %% ../nbs/03_hardware.ipynb #dc789a89
 REQUESTED = {'auto': 'auto', 'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}   # model.dtype -> precision asked
 
 def run_precision(cfg) -> str:
-    "The precision every stage computes in: chosen from the GPUs and `cfg.model.dtype` on CUDA, fp32 on the CPU."
+    "The precision every stage computes in: chosen from the GPUs (or the emulated T4) and `cfg.model.dtype`; fp32 on the CPU."
     import torch   # here, not at the top: a notebook must be able to fork workers before torch touches CUDA
-    return choose_precision(list_gpus(), REQUESTED[cfg.model.dtype]) if torch.cuda.is_available() else 'fp32'
+    gpus = list_gpus() if torch.cuda.is_available() else emulated_gpus()
+    return choose_precision(gpus, REQUESTED[cfg.model.dtype]) if gpus else 'fp32'
 
 def make_accelerator(precision: str):
     """An Accelerator for `precision`; on a machine without CUDA a CPU one (a gloo group under notebook_launcher).
@@ -135,10 +147,14 @@ def make_accelerator(precision: str):
     from accelerate import Accelerator   # accelerate initialises state: only inside a worker
     from accelerate.state import AcceleratorState
     cuda = torch.cuda.is_available()
-    mixed = {'bf16': 'bf16', 'fp16': 'fp16' if cuda else 'no', 'fp32': 'no'}[precision]   # accelerate has no fp16 on a CPU
+    emulate = precision == 'fp16' and bool(emulated_gpus())
+    mixed = {'bf16': 'bf16', 'fp16': 'fp16' if cuda or emulate else 'no', 'fp32': 'no'}[precision]   # accelerate has no fp16 on a CPU
     if AcceleratorState._shared_state and AcceleratorState._shared_state.get('_mixed_precision') != mixed:
         AcceleratorState._reset_state()   # not PartialState: the process group stays
-    return Accelerator(cpu=not cuda, mixed_precision=mixed)
+    acc = Accelerator(cpu=not cuda, mixed_precision=mixed)
+    if emulate:   # what accelerate sets up for fp16 on CUDA, on the CPU: fp16 autocast and a loss scaler
+        acc.native_amp, acc.scaler = True, torch.amp.GradScaler('cpu')
+    return acc
 
 
 # %% ../nbs/03_hardware.ipynb #2e7f6010

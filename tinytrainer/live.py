@@ -4,13 +4,14 @@
 
 # %% ../nbs/35_live.ipynb #ea320a01
 from __future__ import annotations
-import io, sys, threading
+import io, os, sys, threading
 from pathlib import Path
 
 from .runs import read_metrics
 
 # %% auto #0
-__all__ = ['plot_losses', 'loss_figure', 'save_loss_plot', 'format_sample', 'LiveView', 'in_notebook']
+__all__ = ['NOTEBOOK_PID', 'plot_losses', 'loss_figure', 'save_loss_plot', 'format_sample', 'LiveView', 'in_notebook',
+           'progress_bar']
 
 # %% ../nbs/35_live.ipynb #de0e8f87
 def plot_losses(ax, metrics: list[dict]) -> bool:
@@ -79,8 +80,17 @@ class LiveView:
     def __exit__(self, *a):
         self.stop_.set(); self.thread.join(); self.refresh()
 
+NOTEBOOK_PID = os.getpid()   # the process that imported this module: a worker forked from it inherits the number
+
 def in_notebook() -> bool:
-    "True under a Jupyter kernel (where a live display can be shown)."
+    """True in a Jupyter kernel's own process (where a live display can be shown); False in a worker forked from it,
+    which can print to the cell but whose display messages the kernel drops ("attempted to send message from fork")."""
     ip = sys.modules.get('IPython')
     shell = ip.get_ipython() if ip else None
-    return shell is not None and type(shell).__name__ == 'ZMQInteractiveShell'
+    return shell is not None and type(shell).__name__ == 'ZMQInteractiveShell' and os.getpid() == NOTEBOOK_PID
+
+def progress_bar(*args, **kw):
+    "A tqdm bar: a widget in a notebook's own process, text elsewhere (a terminal, a worker forked from a notebook)."
+    if in_notebook(): from tqdm.auto import tqdm
+    else: from tqdm.std import tqdm
+    return tqdm(*args, **kw)

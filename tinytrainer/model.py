@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .assets import load_tokenizer, smollm2_model_dir
 from .config import LoraSpec, ModelSpec, QuantSpec
-from .hardware import GPU, HardwareError, bnb_problem
+from .hardware import GPU, HardwareError, bnb_problem, emulated_gpus
 from .runs import atomic_folder
 
 # %% auto #0
@@ -87,7 +87,7 @@ def base_dtype(model_spec: ModelSpec, precision: str, device):
     "The dtype the base weights are loaded in."
     import torch
     if model_spec.dtype != 'auto': return getattr(torch, model_spec.dtype)
-    return torch.float32 if torch.device(device).type == 'cpu' else precision_dtype(precision)
+    return torch.float32 if torch.device(device).type == 'cpu' and not emulated_gpus() else precision_dtype(precision)
 
 # %% ../nbs/20_model.ipynb #5e8d3f49
 def _quantization_config(quant: QuantSpec, precision: str, device):
@@ -95,8 +95,9 @@ def _quantization_config(quant: QuantSpec, precision: str, device):
     if not quant.bits: return None
     import torch
     device = torch.device(device)
-    if device.type != 'cuda': raise HardwareError(bnb_problem([], quant.bits))
-    gpu = GPU(torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device), 0.0, device.index or 0)
+    if device.type == 'cuda': gpu = GPU(torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device), 0.0, device.index or 0)
+    elif emulated_gpus(): gpu = emulated_gpus()[0]   # bitsandbytes' CPU backend quantizes and computes NF4
+    else: raise HardwareError(bnb_problem([], quant.bits))
     try:
         import bitsandbytes
         bnb = (True, bitsandbytes.__version__)
@@ -108,6 +109,14 @@ def _quantization_config(quant: QuantSpec, precision: str, device):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant.quant_type,
                               bnb_4bit_use_double_quant=quant.double_quant,
                               bnb_4bit_compute_dtype=precision_dtype(precision))
+
+def _keep_cpu_4bit_trainable(model):
+    """bitsandbytes' CPU backend repacks a 4-bit weight for its AVX512-BF16 kernel the first time the layer runs in eval
+    mode, and from then on computes it with a kernel autograd cannot go through: after a held-out evaluation, training
+    steps' gradients stop at every such layer (torch only warns that gemv_4bit has no autograd kernel). Keep the
+    trainable layout (the emulated T4 runs evaluation and training in one process)."""
+    for m in model.modules():
+        if hasattr(m, 'support_avx512bf16_for_cpu'): m.support_avx512bf16_for_cpu = False
 
 def _model_source(name: str) -> str:
     "The folder or hub name transformers loads for `model.name` (not for random models)."
@@ -128,17 +137,20 @@ def load_base(model_spec: ModelSpec, quant_spec: QuantSpec | None = None, precis
     tokenizer = load_tokenizer(name, model_spec.tokenizer)
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     kw = dict(dtype=dtype, attn_implementation='sdpa')
-    if quantization is not None: kw.update(quantization_config=quantization, device_map={'': device.index or 0})
+    if quantization is not None: kw.update(quantization_config=quantization, device_map={'': device.index or 0 if device.type == 'cuda' else 'cpu'})
     if name.startswith('random:'):
         model = random_model(name.split(':', 1)[1], tokenizer, seed)
         if quantization is None: model = model.to(device=device, dtype=dtype)
-        else:  # bitsandbytes quantizes while loading: go through a folder
+        else:  # bitsandbytes quantizes while loading: go through a folder (by hand: save_pretrained writes on rank 0 only)
+            from safetensors.torch import save_model
             with tempfile.TemporaryDirectory() as d:
-                model.save_pretrained(d)
+                model.config.save_pretrained(d); save_model(model, os.path.join(d, 'model.safetensors'))
                 model = AutoModelForCausalLM.from_pretrained(d, **kw)
+            model.name_or_path = model.config._name_or_path = ''   # not the folder that is gone (peft would look for it when saving)
     else:
         if quantization is None: kw['device_map'] = {'': str(device)}
         model = AutoModelForCausalLM.from_pretrained(_model_source(name), **kw)
+    if quantization is not None and device.type == 'cpu': _keep_cpu_4bit_trainable(model)
     model.requires_grad_(False)
     return model, tokenizer
 

@@ -15,8 +15,9 @@ from .answers import extract_answer, is_correct
 from .generate import generate
 from .hardware import cpu_threads, run_precision
 from .launch import in_distributed_launch, launch
+from .live import progress_bar
 from .model import default_device, is_kbit, load_base, load_stack
-from .runs import Kernel, Stage, atomic_write, fingerprint, finish_run, read_json, run_once, write_json
+from .runs import Kernel, Stage, atomic_write, fingerprint, shaping, finish_run, read_json, run_once, write_json
 from .stack import base_seed, merge_model
 from .stage import RUN_FORMAT, follow_run, stage_inputs
 from .train import fault, keep_records, read_metrics
@@ -63,7 +64,6 @@ def read_samples(run_dir) -> dict:
 def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool):
     "One sampling process: its share of the prompts, K samples each, scored and appended as they come."
     import torch
-    from tqdm.auto import tqdm
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
     pc, rank, world = cfg.preference, int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     device = default_device()
@@ -80,7 +80,7 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     done = set(read_samples(run_dir))
     todo = [p for p in prompts[rank::world] if p['id'] not in done]
     per_call, t0 = max(1, pc.batch_size // pc.k), time.time()
-    bar = tqdm(total=len(todo), desc='preference: sampling', disable=rank != 0)
+    bar = progress_bar(total=len(todo), desc='preference: sampling', disable=rank != 0)
     status = 'done'
     for b in range(0, len(todo), per_call):
         if pc.time_budget_min and time.time() - t0 > pc.time_budget_min * 60: status = 'budget'; break
@@ -197,7 +197,7 @@ def run_preference(cfg: Config, name: str | None = None, force: bool = False, nu
     "Stage 4: sample, score and pair on the CoT run's stack; returns the run directory (reused when finished)."
     name, t0 = name or cfg.preset, time.time()
     follower, data_dir, stack, inputs = stage_inputs(cfg, STAGE, name)
-    fp = fingerprint('preference', RUN_FORMAT, to_dict(cfg.model), to_dict(cfg.preference), inputs)
+    fp = fingerprint('preference', RUN_FORMAT, to_dict(cfg.model), shaping(to_dict(cfg.preference)), inputs)
     if follower:   # under accelerate launch: sample this rank's share in the run rank 0 prepares
         return follow_run(cfg.output_root, name, 'preference', fp,
                           lambda path: sample_worker(to_dict(cfg), str(path), str(data_dir), stack, False))

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH', 'RunConflict', 'atomic_write', 'write_json', 'read_json',
-           'atomic_folder', 'read_metrics', 'keep_records', 'content_hash', 'fingerprint', 'package_versions',
-           'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun', 'read_manifest', 'seal',
-           'write_manifest', 'set_aside', 'clear_run', 'check_files', 'prepare_run', 'launch_id', 'elapsed',
+__all__ = ['NOT_SHAPING', 'PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH', 'RunConflict', 'atomic_write', 'write_json',
+           'read_json', 'atomic_folder', 'read_metrics', 'keep_records', 'content_hash', 'fingerprint', 'shaping',
+           'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun', 'read_manifest',
+           'seal', 'write_manifest', 'set_aside', 'clear_run', 'check_files', 'prepare_run', 'launch_id', 'elapsed',
            'file_checksums', 'finish_run', 'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage']
 
 # %% ../nbs/04_runs.ipynb #bb45fad9
@@ -90,6 +90,15 @@ def fingerprint(*parts) -> str:
     "16 hex digits identifying `parts` (dataclasses, dicts, lists, scalars)."
     blob = json.dumps(parts, sort_keys=True, default=_plain, separators=(',', ':'))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+# %% ../nbs/04_runs.ipynb #de908582
+NOT_SHAPING = ('time_budget_min',)   # where a session stops, not what the finished run holds
+
+def shaping(section: dict) -> dict:
+    """A config section (a dict, maybe nested) with the settings that do not change a finished run's result put to
+    0: its fingerprint stays when only they change, so a run stopped by its time budget resumes under a new budget."""
+    return {k: 0.0 if k in NOT_SHAPING else shaping(v) if isinstance(v, dict) else v for k, v in section.items()}
+
 
 # %% ../nbs/04_runs.ipynb #54bc92f8
 PACKAGES = ('tinytrainer', 'torch', 'transformers', 'datasets', 'accelerate', 'peft', 'bitsandbytes')

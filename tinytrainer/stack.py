@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, os, shutil, tempfile
 from pathlib import Path
-from tqdm.auto import tqdm
+from .live import progress_bar
 
 from .config import Config, QuantSpec, from_dict
 from .runs import DamagedRun, RunConflict, atomic_folder, check_name, content_hash, read_manifest, write_json
@@ -138,7 +138,7 @@ def merge_run(run, out, dtype: str = 'bfloat16', force: bool = False) -> Path:
     run, out = Path(run), Path(out)
     if dtype not in MERGE_DTYPES: raise ValueError(f"dtype: expected one of {', '.join(MERGE_DTYPES)}; got {dtype!r}")
     _fresh_target(out, force)
-    bar = tqdm(total=3, desc='merge: loading the stack', unit='step', bar_format='{desc}: {n}/{total} steps [{elapsed}]')
+    bar = progress_bar(total=3, desc='merge: loading the stack', unit='step', bar_format='{desc}: {n}/{total} steps [{elapsed}]')
     model, tok = load_run(run, 'fp32', device='cpu')
     bar.set_description_str(f'merge: merging {len(active_adapters(model))} adapter(s), {dtype}'); bar.update()
     merged = merge_model(model).to(getattr(torch, dtype))

@@ -15,7 +15,7 @@ from .launch import in_distributed_launch, launch
 from .live import LiveView, in_notebook, save_loss_plot
 from .model import add_lora, load_base, load_stack, save_adapter
 from .dryrun import activation_bytes
-from .runs import (LAUNCH, Stage, content_hash, find_run, fingerprint, launch_id, finish_run, read_json, read_manifest, run_dir, run_once,
+from .runs import (LAUNCH, Stage, content_hash, find_run, fingerprint, shaping, launch_id, finish_run, read_json, read_manifest, run_dir, run_once,
                               write_json)
 from .checkpoint import CheckpointError
 from .stack import base_seed, probe_logits, resolve_stack, save_probe
@@ -121,7 +121,7 @@ def run_stage(stage: Stage, cfg: Config, name: str | None = None, force: bool = 
     if stage.data_from:   # its data is another run's output: those files are inputs too (edit pairs.jsonl: DPO reruns)
         data_dir = run_dir(cfg.output_root, name, stage.data_from)
         inputs[f'{stage.data_from}_files'] = {f: content_hash(data_dir / f) for f in find_run(cfg.output_root, name, stage.data_from)[1]['files']}
-    fp = fingerprint(stage.name, RUN_FORMAT, to_dict(cfg.model), to_dict(getattr(cfg, stage.section)), inputs)
+    fp = fingerprint(stage.name, RUN_FORMAT, to_dict(cfg.model), shaping(to_dict(getattr(cfg, stage.section))), inputs)
     args = lambda path, echo: (stage, to_dict(cfg), str(path), str(data_dir), stack, echo)
     if follower: return follow_run(cfg.output_root, name, stage.name, fp, lambda path: stage_worker(*args(path, False)))
     delay = os.environ.get('TINYTRAINER_FAULT', '')   # a test hook: rank 0 reaches the run folder late

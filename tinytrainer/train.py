@@ -14,6 +14,7 @@ from .checkpoint import (   # re-exported: the checkpoint code lives in 31_check
 from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 from .runs import keep_records, read_metrics   # JSON-lines files live with the run folders (re-exported here)
+from .live import progress_bar
 
 # %% auto #0
 __all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'NONFINITE_STEPS', 'label_positions', 'forward_kwargs', 'lm_forward',
@@ -272,7 +273,6 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, pad_id: int, loss
     "Train the trainable parameters of `model` on `examples` in rows of `spec.micro_batch_tokens`; resumable from `out_dir/checkpoints`."
     capacity = spec.micro_batch_tokens
     import torch
-    from tqdm.auto import tqdm
     out_dir, t0 = Path(out_dir), time.time()
     world, rank = acc.num_processes, acc.process_index
     ck = find_checkpoint(acc, out_dir, say=print)
@@ -296,7 +296,7 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, pad_id: int, loss
     if start == 0 and eval_examples and spec.eval_every:   # where the held-out loss starts
         log.write(**_eval_record(acc, model, eval_examples, spec, capacity, pad_id, loss_fn, 0))
     model.train()
-    bar = tqdm(total=len(plan), initial=start, desc=meta.get('stage', 'train'), disable=not acc.is_main_process)
+    bar = progress_bar(total=len(plan), initial=start, desc=meta.get('stage', 'train'), disable=not acc.is_main_process)
     save_time, bad, nan_from, why = 0.0, 0, fault_step('nan_loss_at_step'), ''
     for step in range(start, len(plan)):
         ts, s, n = time.time(), plan[step], step + 1
@@ -323,7 +323,7 @@ def train_loop(acc, model, examples, spec: TrainSpec, out_dir, pad_id: int, loss
                    grad_norm=round(gnorm, 6), tokens_per_s=round(tot[1].item() / step_time, 1),
                    **{k: round((tot[2 + i] / max(1, s.tokens)).item(), 6) for i, k in enumerate(names)},
                    elapsed=round(time.time() - t0, 2))
-        if acc.scaler is not None: rec['loss_scale'] = acc.scaler.get_scale()
+        if acc.scaler is not None: rec.update(loss_scale=acc.scaler.get_scale(), **({'skipped': True} if opt.step_was_skipped else {}))
         if bad: rec['nonfinite_steps'] = bad
         log.write(**rec); bar.update(1); bar.set_postfix(loss=f"{rec['loss']:.3f}")
         if bad >= NONFINITE_STEPS:
