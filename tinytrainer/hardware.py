@@ -119,7 +119,7 @@ def choose_precision(gpus: list[GPU], requested: str = 'auto') -> str:
     if requested != 'auto': return requested
     return 'fp16' if no_bf16 else 'bf16'
 
-# %% ../nbs/03_hardware.ipynb #ef61be1a
+# %% ../nbs/03_hardware.ipynb #fbbb4bcd
 EMULATE_T4 = 'TINYTRAINER_EMULATE_T4'   # '1' on a machine without CUDA: the stages take a T4's code path
 EMULATED_T4 = GPU('Tesla T4 (emulated on the CPU)', (7, 5), 15.0, 0)
 

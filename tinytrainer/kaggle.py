@@ -110,11 +110,16 @@ if importlib.util.find_spec('tinytrainer') and not reinstall:
     print(f"TinyTrainer {version('tinytrainer')} is installed in this session")
 elif wheels:
     folder = os.path.dirname(wheels[-1])
-    print(f'installing TinyTrainer from the wheels in {folder} (works with internet off)')
-    if subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-index', '--find-links', folder, 'tinytrainer']).returncode:
+    lock = os.path.join(folder, 'requirements.lock')   # the tested versions, also over the image's own peft, accelerate, ...
+    pins = ['-c', lock] if os.path.exists(lock) else []
+    print(f'installing TinyTrainer from the wheels in {folder}{" at the versions of its lock" if pins else ""} (works with internet off)')
+    if subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-index', '--find-links', folder, *pins, 'tinytrainer']).returncode:
+        from importlib.metadata import PackageNotFoundError, version
+        try: torch = version('torch').split('+')[0]
+        except PackageNotFoundError: torch = '<the torch version of this session>'
         raise RuntimeError('pip could not install TinyTrainer from the wheels dataset (see above). If it names torch, this '
-                           "session's torch is not the one the wheels were built for: rebuild them with "
-                           '`tinytrainer kaggle wheels --torch <the torch version of this session>` and upload a new version.')
+                           f"session's torch ({torch}) is not the one the wheels were built for: rebuild them with "
+                           f'`tinytrainer kaggle wheels --torch {torch}` and upload a new version.')
 else:
     print(f'no TinyTrainer wheels under {inputs}: installing from GitHub (needs internet)')
     if subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', 'tinytrainer @ git+{git_url}']).returncode:

@@ -14,6 +14,7 @@ from .runs import MANIFEST, RunNameError, check_name, read_manifest, run_dir, wr
 from .config import load_config
 from .curate import load_curated
 from .hardware import doctor_report, list_gpus
+from .wheels import lock_report
 from .live import format_sample
 from .train import read_metrics
 from .eval import trained_runs
@@ -25,9 +26,9 @@ from .stack import adapters, load_run, merge_run, push_to_hub
 
 # %% auto #0
 __all__ = ['CPU_PRESETS', 'T4X2_HINT', 'KernelSetupError', 'kaggle_dirs', 'stage_function', 'hardware_verdict', 'torch_arch_list',
-           'check_hardware', 'FoundRun', 'last_step', 'find_runs', 'pick_runs', 'check_input_run', 'relink_adapters',
-           'missing_input', 'import_inputs', 'prepare_kernel', 'gpu_memory', 'show_results', 'final_run', 'ask',
-           'take_away']
+           'check_hardware', 'installed_against_lock', 'FoundRun', 'last_step', 'find_runs', 'pick_runs',
+           'check_input_run', 'relink_adapters', 'missing_input', 'import_inputs', 'prepare_kernel', 'gpu_memory',
+           'show_results', 'final_run', 'ask', 'take_away']
 
 # %% ../nbs/51_kernel.ipynb #98bd1e15
 class KernelSetupError(RuntimeError):
@@ -87,6 +88,13 @@ def check_hardware(spec: KernelSpec, preset: str):
     fatal, notes = hardware_verdict(gpus, problems, spec.gpu, preset)
     for n in notes: print(f'note: {n}')
     if fatal: raise KernelSetupError(fatal)
+
+def installed_against_lock(input_root) -> str:
+    "What this session runs against the `requirements.lock` of the wheels dataset under `input_root` (see chapter 52)."
+    locks = sorted(p for depth in range(1, 5) for p in Path(input_root).glob('/'.join(['*'] * depth + ['requirements.lock']))
+                   if any(p.parent.glob('tinytrainer-*.whl')))
+    if not locks: return f'packages: no wheels dataset with a requirements.lock under {input_root}: versions not checked against a lock'
+    return lock_report(locks[-1])[0]
 
 # %% ../nbs/51_kernel.ipynb #834ee5d9
 @dataclass
@@ -207,6 +215,7 @@ def prepare_kernel(stage: str, preset: str, overrides=(), name: str | None = Non
     cfg = load_config(preset, overrides=list(overrides))
     cfg.output_root = str(working / 'runs')
     check_hardware(spec, cfg.preset)
+    print(installed_against_lock(input_root))
     for line in import_inputs(spec, name or cfg.preset, input_root, cfg.output_root): print(line)
     st = pipeline.stage(stage)
     if st.plan:

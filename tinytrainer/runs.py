@@ -91,7 +91,7 @@ def fingerprint(*parts) -> str:
     blob = json.dumps(parts, sort_keys=True, default=_plain, separators=(',', ':'))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-# %% ../nbs/04_runs.ipynb #de908582
+# %% ../nbs/04_runs.ipynb #1dac689c
 NOT_SHAPING = ('time_budget_min',)   # where a session stops, not what the finished run holds
 
 def shaping(section: dict) -> dict:

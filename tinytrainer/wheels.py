@@ -4,14 +4,16 @@
 
 # %% ../nbs/52_wheels.ipynb #e7ccdd47
 from __future__ import annotations
-import base64, hashlib, importlib.util, json, os, subprocess, sys, tempfile, time, zipfile
+import base64, hashlib, importlib.util, json, os, re, subprocess, sys, tempfile, time, zipfile
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import unquote
 from .devtools import project_root
 
 # %% auto #0
 __all__ = ['KAGGLE_PYTHON', 'KAGGLE_TORCH', 'STUB_LABEL', 'PLATFORMS', 'OURS', 'pip_env', 'target_args', 'metadata_wheel',
-           'torch_stub', 'wheel_requirements', 'resolve', 'check_wheels', 'dataset_metadata', 'build_wheels']
+           'torch_stub', 'wheel_requirements', 'resolve', 'check_wheels', 'dataset_metadata', 'build_wheels',
+           'read_lock', 'lock_report']
 
 # %% ../nbs/52_wheels.ipynb #aa27c5e5
 KAGGLE_PYTHON = '3.12'
@@ -142,3 +144,31 @@ def build_wheels(out, owner: str, torch: str = KAGGLE_TORCH, root=None, python: 
     print(f'{out}: {len(keep)} wheels, {size / 2**20:.0f} MiB, in {time.time() - t0:.0f} s. Upload: kaggle datasets create -p {out} '
           f'(a new version: kaggle datasets version -p {out} -m "..."); check: tinytrainer kaggle check --wheels {out}')
     return out
+
+# %% ../nbs/52_wheels.ipynb #6ab718aa
+def _canon(name: str) -> str: return re.sub(r'[-_.]+', '-', name).lower()
+
+def read_lock(path) -> dict:
+    "What a `requirements.lock` holds: {'torch': the torch version it was resolved for (None if unsaid), 'pins': {name: version}}."
+    lines, pins = Path(path).read_text().splitlines(), {}
+    torch = next((l.split('torch==', 1)[1].split()[0] for l in lines if l.startswith('# torch==')), None)
+    for i, l in enumerate(lines, 1):
+        req = l.split('#', 1)[0].strip()
+        if not req: continue
+        name, sep, ver = req.partition('==')
+        if not sep or not name.strip() or not ver.strip(): raise ValueError(f'{path}, line {i}: expected name==version; got {l!r}')
+        pins[_canon(name.strip())] = ver.strip()
+    return dict(torch=torch, pins=pins)
+
+def lock_report(path, installed: dict | None = None) -> tuple[str, list[str]]:
+    """(one line: what this environment runs against the lock at `path`; the pins it does not hold, as
+    'name installed (locked version)'). `installed`: {name: version}, by default this environment's."""
+    lock = read_lock(path)
+    if installed is None: installed = {d.metadata['Name']: d.version for d in metadata.distributions()}
+    have = {_canon(k): v for k, v in installed.items()}
+    diffs = [f"{n} {have.get(n, 'missing')} (locked {v})" for n, v in sorted(lock['pins'].items()) if have.get(n) != v]
+    line = f"packages against {path}: {len(lock['pins']) - len(diffs)} of {len(lock['pins'])} as locked"
+    torch = have.get('torch', 'missing')
+    if lock['torch'] and torch.split('+')[0] != lock['torch']: line += f"; torch {torch}, the lock was resolved for {lock['torch']}"
+    return line + ('; differ: ' + ', '.join(diffs) if diffs else ''), diffs
+
