@@ -119,7 +119,30 @@ def test_resume_on_two_ranks_and_nonfinite_stop_on_both(ranks):
     text = (d['nan'] / 'metrics.jsonl').read_text()
     assert 'NaN' not in text and 'Infinity' not in text and '"loss": null' in text
 
-if __name__ == '__main__':
+def precision_worker(out):
+    "One rank: three stages' Accelerators in turn, each with another precision, each followed by a collective."
+    import torch
+    from tinytrainer.hardware import make_accelerator
+    seen = []
+    for precision in ('fp32', 'bf16', 'fp32'):
+        acc = make_accelerator(precision)
+        total = acc.reduce(torch.ones(1) * (acc.process_index + 1), 'sum').item()
+        seen.append([acc.mixed_precision, acc.num_processes, total])
+    Path(out, f'precision-{acc.process_index}.json').write_text(json.dumps(seen))
+
+def test_another_precision_per_stage_on_two_ranks(tmp_path):
+    """Defect 4 on 2 gloo ranks: a second and third stage in the same worker processes ask another precision; each gets
+    it (accelerate's state reset) and the process group stays, so the next collective still sums both ranks."""
+    p = subprocess.run([sys.executable, __file__, '--precision', str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    for rank in (0, 1):
+        seen = json.loads((tmp_path / f'precision-{rank}.json').read_text())
+        assert seen == [['no', 2, 3.0], ['bf16', 2, 3.0], ['no', 2, 3.0]], seen
+
+if __name__ == '__main__' and sys.argv[1] == '--precision':
+    from tinytrainer.launch import launch
+    launch(precision_worker, (sys.argv[2],), num_processes=2)
+elif __name__ == '__main__':
     T0 = time.time()
     import transformers.models.llama.modeling_llama   # once, before the ranks fork
     for ph in map(json.loads, sys.argv[1:]):
