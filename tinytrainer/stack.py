@@ -16,7 +16,7 @@ from .tokenization import render_prompt
 # %% auto #0
 __all__ = ['PROBE_PROMPT', 'MERGE_DTYPES', 'resolve_stack', 'run_config', 'base_seed', 'load_run', 'adapters', 'probe_logits',
            'ProbeError', 'save_probe', 'load_probe', 'check_run', 'MergeError', 'merge_model', 'merge_run', 'hub_token',
-           'push_to_hub']
+           'push_to_hub', 'merged_adapters']
 
 # %% ../nbs/21_stack.ipynb #e5704ab6
 def resolve_stack(run, man: dict | None = None) -> list[tuple[str, Path]]:
@@ -183,3 +183,26 @@ def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = 
     api.create_repo(repo_id, token=token, private=private, exist_ok=True)
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, token=token, commit_message='Upload from TinyTrainer')
     return f'https://huggingface.co/{repo_id}'
+
+# %% ../nbs/21_stack.ipynb #6c92a5a5
+def _lora_layers(model):
+    from peft.tuners.lora import LoraLayer
+    return [m for m in model.modules() if isinstance(m, LoraLayer)]
+
+@contextlib.contextmanager
+def merged_adapters(model):
+    """Inside: the active adapters of PeftModel `model` merged into its fp32 base weights (inference then runs the base's
+    matmuls alone); after: the exact weights from before. Anything else (no adapters, a 16-bit or k-bit base) unchanged."""
+    import torch
+    from peft import PeftModel
+    names = active_adapters(model) if isinstance(model, PeftModel) else []
+    layers = _lora_layers(model) if names and not is_kbit(model) else []
+    if not layers or any(l.get_base_layer().weight.dtype != torch.float32 for l in layers): yield model; return
+    saved = [(l.get_base_layer().weight, l.get_base_layer().weight.detach().clone()) for l in layers]
+    model.base_model.merge_adapter(adapter_names=names)
+    try: yield model
+    finally:
+        model.base_model.unmerge_adapter()
+        with torch.no_grad():
+            for w, before in saved: w.copy_(before)
+
