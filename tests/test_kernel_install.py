@@ -26,7 +26,7 @@ def dataset(tmp: Path, lock: bool) -> Path:
 def install(py: Path, inputs: Path) -> tuple[str, str]:
     "(the cell's output, helper-lib's version after it) with the install cell run by the image's python."
     code = INSTALL.replace('{git_url}', 'https://example.invalid/x.git').replace('{owner}', 'alice').replace('{wheels}', 'tinytrainer-wheels')
-    r = subprocess.run([py, '-c', code], capture_output=True, text=True, env={**pip_env(), 'KAGGLE_INPUT': str(inputs)}, timeout=300,
+    r = subprocess.run([py, '-c', code], capture_output=True, text=True, env={**{k: v for k, v in pip_env().items() if k != 'PYTHONPATH'}, 'KAGGLE_INPUT': str(inputs)}, timeout=300,
                        cwd=inputs)   # not the checkout: its tinytrainer/ would count as installed
     assert r.returncode == 0, r.stdout + r.stderr
     v = subprocess.run([py, '-c', "from importlib.metadata import version; print(version('helper-lib'))"], capture_output=True, text=True, cwd=inputs)

@@ -139,7 +139,7 @@ def test_another_precision_per_stage_on_two_ranks(tmp_path):
         seen = json.loads((tmp_path / f'precision-{rank}.json').read_text())
         assert seen == [['no', 2, 3.0], ['bf16', 2, 3.0], ['no', 2, 3.0]], seen
 
-if __name__ == '__main__' and sys.argv[1] == '--precision':
+if __name__ == '__main__' and sys.argv[1:2] == ['--precision']:
     from tinytrainer.launch import launch
     launch(precision_worker, (sys.argv[2],), num_processes=2)
 elif __name__ == '__main__':

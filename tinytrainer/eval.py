@@ -19,7 +19,7 @@ from .live import in_notebook
 from .model import default_device, load_base, load_stack
 from .report import REPORT_FILES, show_report, write_report
 from .runs import Kernel, Stage, RunConflict, fingerprint, finish_run, read_json, read_manifest
-from .runs import atomic_write, run_dir, run_once, write_json
+from .runs import atomic_write, run_dir, run_once, shaping, write_json
 from .stack import adapters, base_seed, merged_adapters, resolve_stack
 from .tokenization import label_tokens, tokenize_records
 from .train import eval_loss, read_metrics
@@ -155,7 +155,7 @@ def load_models(cfg: Config, models: list[dict], device=None):
 def eval_settings(cfg: Config) -> dict:
     "What besides the stages decides the figures: eval config, model, base quantization, random-base seed, held-out loss settings."
     return dict(eval=to_dict(cfg.eval), model=to_dict(cfg.model), quant=to_dict(cfg.sft.quant), seed=base_seed(cfg),
-                heldout={st: to_dict(getattr(cfg, st).train) for st in HELDOUT.values()})
+                heldout={st: shaping(to_dict(getattr(cfg, st).train)) for st in HELDOUT.values()})
 
 def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
     "Each stage of the run (curate, each evaluated stage, and preference data when there): wall time, steps, last losses, run directory."
@@ -223,7 +223,8 @@ def _evaluate(cfg, name, fp, path, status, data_dir, models, settings, inputs, t
     for m, f in zip(models, files):
         if f.exists(): results.append(read_json(f)); print(f"eval: {m['label']}: done before"); continue
         if model is None: model, tok, precision = load_models(cfg, models)
-        with use_adapters(model, [n for n, _ in m['adapters']]) as mm, merged_adapters(mm) as mm:   # merged: faster (chapter 21)
+        names = [n for n, _ in m['adapters']]
+        with use_adapters(model, names) as mm, merged_adapters(mm, names) as mm:   # merged: faster (chapter 21)
             res = evaluate_model(mm, tok, cfg, data, m['label'])
         res.update(stage=m['stage'], adapters=[n for n, _ in m['adapters']])
         write_json(f, res); results.append(res)

@@ -112,6 +112,7 @@ elif wheels:
     folder = os.path.dirname(wheels[-1])
     lock = os.path.join(folder, 'requirements.lock')   # the tested versions, also over the image's own peft, accelerate, ...
     pins = ['-c', lock] if os.path.exists(lock) else []
+    if not pins: print(f'note: no requirements.lock in {folder}: the versions the image has are kept where they fit')
     print(f'installing TinyTrainer from the wheels in {folder}{" at the versions of its lock" if pins else ""} (works with internet off)')
     if subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-index', '--find-links', folder, *pins, 'tinytrainer']).returncode:
         from importlib.metadata import PackageNotFoundError, version

@@ -94,7 +94,8 @@ def installed_against_lock(input_root) -> str:
     locks = sorted(p for depth in range(1, 5) for p in Path(input_root).glob('/'.join(['*'] * depth + ['requirements.lock']))
                    if any(p.parent.glob('tinytrainer-*.whl')))
     if not locks: return f'packages: no wheels dataset with a requirements.lock under {input_root}: versions not checked against a lock'
-    return lock_report(locks[-1])[0]
+    try: return lock_report(locks[-1])[0]
+    except (OSError, ValueError, UnicodeDecodeError) as e: return f'packages: {locks[-1]} is unreadable ({e}): versions not checked'
 
 # %% ../nbs/51_kernel.ipynb #834ee5d9
 @dataclass

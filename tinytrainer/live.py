@@ -10,8 +10,7 @@ from pathlib import Path
 from .runs import read_metrics
 
 # %% auto #0
-__all__ = ['NOTEBOOK_PID', 'plot_losses', 'loss_figure', 'save_loss_plot', 'format_sample', 'LiveView', 'in_notebook',
-           'progress_bar']
+__all__ = ['plot_losses', 'loss_figure', 'save_loss_plot', 'format_sample', 'LiveView', 'in_notebook', 'progress_bar']
 
 # %% ../nbs/35_live.ipynb #de0e8f87
 def plot_losses(ax, metrics: list[dict]) -> bool:
@@ -80,14 +79,15 @@ class LiveView:
     def __exit__(self, *a):
         self.stop_.set(); self.thread.join(); self.refresh()
 
-NOTEBOOK_PID = os.getpid()   # the process that imported this module: a worker forked from it inherits the number
-
 def in_notebook() -> bool:
     """True in a Jupyter kernel's own process (where a live display can be shown); False in a worker forked from it,
-    which can print to the cell but whose display messages the kernel drops ("attempted to send message from fork")."""
+    which can print to the cell but whose display messages the kernel drops ("attempted to send message from fork":
+    the kernel's session remembers the pid it was made in)."""
     ip = sys.modules.get('IPython')
     shell = ip.get_ipython() if ip else None
-    return shell is not None and type(shell).__name__ == 'ZMQInteractiveShell' and os.getpid() == NOTEBOOK_PID
+    if shell is None or type(shell).__name__ != 'ZMQInteractiveShell': return False
+    session = getattr(getattr(shell, 'kernel', None), 'session', None)
+    return getattr(session, 'pid', os.getpid()) == os.getpid()
 
 def progress_bar(*args, **kw):
     "A tqdm bar: a widget in a notebook's own process, text elsewhere (a terminal, a worker forked from a notebook)."

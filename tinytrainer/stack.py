@@ -184,23 +184,26 @@ def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = 
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, token=token, commit_message='Upload from TinyTrainer')
     return f'https://huggingface.co/{repo_id}'
 
-# %% ../nbs/21_stack.ipynb #6c92a5a5
+# %% ../nbs/21_stack.ipynb #ce47d331
 def _lora_layers(model):
     from peft.tuners.lora import LoraLayer
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
 
 @contextlib.contextmanager
-def merged_adapters(model):
-    """Inside: the active adapters of PeftModel `model` merged into its fp32 base weights (inference then runs the base's
-    matmuls alone); after: the exact weights from before. Anything else (no adapters, a 16-bit or k-bit base) unchanged."""
+def merged_adapters(model, names: list[str]):
+    """Inside: adapters `names` (the active ones) of PeftModel `model` merged into its fp32 base weights (inference then
+    runs the base's matmuls alone); after: the exact weights from before. Anything else (no adapters, a 16-bit or k-bit
+    base, an adapter on a weight the input embeddings share) unchanged."""
     import torch
-    from peft import PeftModel
-    names = active_adapters(model) if isinstance(model, PeftModel) else []
     layers = _lora_layers(model) if names and not is_kbit(model) else []
-    if not layers or any(l.get_base_layer().weight.dtype != torch.float32 for l in layers): yield model; return
-    saved = [(l.get_base_layer().weight, l.get_base_layer().weight.detach().clone()) for l in layers]
-    model.base_model.merge_adapter(adapter_names=names)
-    try: yield model
+    shared = {model.get_input_embeddings().weight.data_ptr()} if layers else set()
+    if not layers or any(l.get_base_layer().weight.dtype != torch.float32 or l.get_base_layer().weight.data_ptr() in shared
+                         for l in layers):
+        yield model; return
+    saved = [(l.get_base_layer().weight, l.get_base_layer().weight.detach().to('cpu', copy=True)) for l in layers]
+    try:
+        model.base_model.merge_adapter(adapter_names=list(names))
+        yield model
     finally:
         model.base_model.unmerge_adapter()
         with torch.no_grad():

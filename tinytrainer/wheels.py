@@ -164,8 +164,9 @@ def lock_report(path, installed: dict | None = None) -> tuple[str, list[str]]:
     """(one line: what this environment runs against the lock at `path`; the pins it does not hold, as
     'name installed (locked version)'). `installed`: {name: version}, by default this environment's."""
     lock = read_lock(path)
-    if installed is None: installed = {d.metadata['Name']: d.version for d in metadata.distributions()}
-    have = {_canon(k): v for k, v in installed.items()}
+    have = {}
+    for n, v in (installed.items() if installed is not None else ((d.metadata['Name'], d.version) for d in metadata.distributions())):
+        if n: have.setdefault(_canon(n), v)   # the first of two copies is the one imported; a broken dist-info has no name
     diffs = [f"{n} {have.get(n, 'missing')} (locked {v})" for n, v in sorted(lock['pins'].items()) if have.get(n) != v]
     line = f"packages against {path}: {len(lock['pins']) - len(diffs)} of {len(lock['pins'])} as locked"
     torch = have.get('torch', 'missing')
