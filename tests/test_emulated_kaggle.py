@@ -4,7 +4,7 @@ the base is 4-bit NF4 (bitsandbytes' CPU backend), the math fp16 autocast with a
 rows packed, gradient checkpointing on, the kaggle preset's per-stage time budget. The budget stops both ranks
 together with a checkpoint; one process (the kernel itself, as on a one-GPU session) then resumes it to the end.
 The whole path is switched on by `TINYTRAINER_EMULATE_T4=1` (chapter 03); a tiny random model keeps it to seconds."""
-import json, math, os
+import json, math
 from pathlib import Path
 
 import nbformat
@@ -34,16 +34,11 @@ print('kbit', is_kbit(model), {p.dtype for n, p in model.named_parameters() if '
 def text_of(cell) -> str:
     return ''.join(o.get('text', '') + ''.join(o.get('data', {}).get('text/plain', '')) for o in cell.outputs)
 
-def test_kaggle_path_emulated_on_cpu(tmp_path):
+def test_kaggle_path_emulated_on_cpu(tmp_path, monkeypatch):
     root = tmp_path / 'runs'
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in (SETUP.format(root=str(root)), TWO_RANKS, ONE_RANK, CHECK)])
-    env_keep = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS',)}
-    os.environ['OMP_NUM_THREADS'] = '1'
-    try: NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
-    finally:
-        for k, v in env_keep.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')   # the kernel and its two ranks share the cores
+    NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
     nbformat.write(nb, tmp_path / 'executed.ipynb')
     two, one, check = (text_of(c) for c in nb.cells[1:])
     run = root / 'kaggle-t4x2' / 'sft'   # the run is named after the preset

@@ -15,8 +15,8 @@ from .runs import atomic_folder
 # %% auto #0
 __all__ = ['RANDOM_SHAPES', 'PRECISION_DTYPES', 'random_config', 'random_model', 'precision_dtype', 'local_rank',
            'default_device', 'base_dtype', 'load_base', 'lora_config', 'is_kbit', 'add_lora',
-           'enable_gradient_checkpointing', 'activate_stack', 'active_adapters', 'trainable_parameter_names',
-           'save_adapter', 'load_stack']
+           'enable_gradient_checkpointing', 'tuner_layers', 'activate_stack', 'active_adapters',
+           'trainable_parameter_names', 'save_adapter', 'load_stack']
 
 # %% ../nbs/20_model.ipynb #958c7a6f
 RANDOM_SHAPES = {
@@ -96,7 +96,7 @@ def _quantization_config(quant: QuantSpec, precision: str, device):
     import torch
     device = torch.device(device)
     if device.type == 'cuda': gpu = GPU(torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device), 0.0, device.index or 0)
-    elif emulated_gpus(): gpu = emulated_gpus()[0]   # bitsandbytes' CPU backend quantizes and computes NF4
+    elif emulated := emulated_gpus(): gpu = emulated[0]   # bitsandbytes' CPU backend quantizes and computes NF4
     else: raise HardwareError(bnb_problem([], quant.bits))
     try:
         import bitsandbytes
@@ -137,7 +137,7 @@ def load_base(model_spec: ModelSpec, quant_spec: QuantSpec | None = None, precis
     tokenizer = load_tokenizer(name, model_spec.tokenizer)
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     kw = dict(dtype=dtype, attn_implementation='sdpa')
-    if quantization is not None: kw.update(quantization_config=quantization, device_map={'': device.index or 0 if device.type == 'cuda' else 'cpu'})
+    if quantization is not None: kw.update(quantization_config=quantization, device_map={'': (device.index or 0) if device.type == 'cuda' else 'cpu'})
     if name.startswith('random:'):
         model = random_model(name.split(':', 1)[1], tokenizer, seed)
         if quantization is None: model = model.to(device=device, dtype=dtype)
@@ -217,7 +217,8 @@ def enable_gradient_checkpointing(model):
     return model
 
 # %% ../nbs/20_model.ipynb #cf3f2089
-def _tuner_layers(peft_model):
+def tuner_layers(peft_model):
+    "The layers of `peft_model` that hold adapters (LoRA layers, for a LoRA model)."
     from peft.tuners.tuners_utils import BaseTunerLayer
     return [m for m in peft_model.modules() if isinstance(m, BaseTunerLayer)]
 
@@ -229,7 +230,7 @@ def activate_stack(peft_model, names, trainable=None):
     if unknown: raise ValueError(f'unknown adapter {unknown[0]!r}; loaded: {", ".join(peft_model.peft_config)}')
     if not set(trainable) <= set(names): raise ValueError(f'trainable adapters {trainable} must be active: {names}')
     peft_model.base_model.set_adapter(names)
-    for layer in _tuner_layers(peft_model):
+    for layer in tuner_layers(peft_model):
         for attr in layer.adapter_layer_names:
             for key, sub in getattr(layer, attr).items():
                 sub.requires_grad_(key in trainable)

@@ -10,7 +10,7 @@ from .live import progress_bar
 
 from .config import Config, QuantSpec, from_dict
 from .runs import DamagedRun, RunConflict, atomic_folder, check_name, content_hash, read_manifest, write_json
-from .model import active_adapters, is_kbit, load_base, load_stack
+from .model import active_adapters, is_kbit, load_base, load_stack, tuner_layers
 from .tokenization import render_prompt
 
 # %% auto #0
@@ -185,17 +185,13 @@ def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = 
     return f'https://huggingface.co/{repo_id}'
 
 # %% ../nbs/21_stack.ipynb #ce47d331
-def _lora_layers(model):
-    from peft.tuners.lora import LoraLayer
-    return [m for m in model.modules() if isinstance(m, LoraLayer)]
-
 @contextlib.contextmanager
 def merged_adapters(model, names: list[str]):
     """Inside: adapters `names` (the active ones) of PeftModel `model` merged into its fp32 base weights (inference then
     runs the base's matmuls alone); after: the exact weights from before. Anything else (no adapters, a 16-bit or k-bit
     base, an adapter on a weight the input embeddings share) unchanged."""
     import torch
-    layers = _lora_layers(model) if names and not is_kbit(model) else []
+    layers = tuner_layers(model) if names and not is_kbit(model) else []
     shared = {model.get_input_embeddings().weight.data_ptr()} if layers else set()
     if not layers or any(l.get_base_layer().weight.dtype != torch.float32 or l.get_base_layer().weight.data_ptr() in shared
                          for l in layers):
