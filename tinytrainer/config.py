@@ -134,6 +134,7 @@ class PreferenceConfig:
     pairs_per_prompt: int = _f(1, 'pairs kept per prompt', min=1)
     reference_fallback: bool = _f(True, 'use the reference solution as chosen when no sample is right')
     length_balance: bool = _f(True, 'pair each chosen response with the rejected one closest in length')
+    greedy: bool = _f(True, "one of the k answers is the stack's greedy answer; when it is wrong, it is the first rejected one")
     scorer: str = _f('exact_match', "'exact_match' or 'package.module:function' (problem, response) -> score")
     batch_size: int = _f(64, 'sequences per generate call', min=1)
     time_budget_min: float = _f(0.0, 'wall-clock budget in minutes (0: none); results so far are kept, a rerun continues', min=0.0)
@@ -341,24 +342,26 @@ def _kaggle_t4x2():
 
 def _demo():
     "SmolLM2-135M-Instruct (offline GGUF) on the generated problem ladder, sized for a 2-core CPU."
-    data = DataSpec(sft=[_src('ladder', 1200, options=dict(family='arith'))],
-                    cot=[_src('ladder', 1200, options=dict(family='word'))],
-                    preference=[_src('ladder', 400, split='preference', options=dict(family='word'))],
-                    eval=[_src('ladder', 120, split='test', options=dict(family='arith')),
-                          _src('ladder', 120, split='test', options=dict(family='word')),
-                          _src('facts', 120, split='test')],   # the general guard: forgetting shows here
+    data = DataSpec(sft=[_src('ladder', 1200, options=dict(family='arith')), _src('general', 300)],   # general: replay (chapter 14)
+                    cot=[_src('ladder', 1200, options=dict(family='word')), _src('ladder', 200, options=dict(family='arith')),
+                         _src('general', 200)],   # replay of SFT's arithmetic and of general questions
+                    preference=[_src('ladder', 300, split='preference', options=dict(family='word')),
+                                _src('ladder', 200, split='preference', options=dict(family='arith'))],
+                    eval=[_src('ladder', 150, split='test', options=dict(family='arith')),
+                          _src('ladder', 150, split='test', options=dict(family='word')),
+                          _src('facts', 100, split='test')],   # the general guard: forgetting shows here
                     heldout_fraction=0.05, heldout_max=100)
     train = TrainSpec(epochs=1, max_steps=30, lr=1e-3, tokens_per_step=1024, micro_batch_tokens=1024,
-                      eval_every=10, sample_every=15, save_every=15)
+                      eval_every=15, sample_every=15, save_every=15)
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=100, heldout_prompts=200, k=4, max_new_tokens=64, pairs_per_prompt=3,
+                  preference=PreferenceConfig(n_prompts=240, heldout_prompts=80, k=4, max_new_tokens=64, pairs_per_prompt=3,
                                                reference_fallback=False),
-                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=20, lr=3e-5, tokens_per_step=1024,
-                                                                              micro_batch_tokens=1024, eval_every=10, sample_every=20,
-                                                                              save_every=10), nll_weight=1.0),
-                  eval=EvalConfig(n_problems=50, max_new_tokens=64, batch_size=40))
+                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=40, lr=1e-4, tokens_per_step=1024,
+                                                                              micro_batch_tokens=1024, eval_every=40, sample_every=20,
+                                                                              save_every=20), nll_weight=2.0),
+                  eval=EvalConfig(n_problems=150, max_new_tokens=64, batch_size=40))
 
 def _tiny():
     "A random-weight Llama the tests build in seconds, with SmolLM2's real tokenizer."

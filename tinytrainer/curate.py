@@ -200,6 +200,7 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
     # preference prompts: never an eval problem nor a prompt of the SFT/CoT data (held-out records included)
     recs, stats = build_mixture(opened['preference'], d.seed, eval_prompts, d.dedupe, True, avoid=trained, checkable=True,
                                 fit=fits(cfg, tok, 'preference'))
+    random.Random(f'{d.seed}:preference').shuffle(recs)   # the sources mixed: the preference stage takes the first prompts
     splits['preference'] = recs
     rep['mixtures']['preference'] = dict(train=len(recs), heldout=0, sources=stats)
     # your own pairs: never an eval problem; a chosen or rejected answer beyond max_len is cut by DPO (counted there)

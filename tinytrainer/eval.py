@@ -17,7 +17,8 @@ from .generate import generate, model_device
 from .hardware import run_precision
 from .live import in_notebook
 from .model import default_device, load_base, load_stack
-from .report import REPORT_FILES, show_report, write_report
+from .report import REPORT_FILES, in_group, set_groups, show_report, write_report
+from .sources import SOURCES
 from .runs import Kernel, Stage, RunConflict, fingerprint, finish_run, read_json, read_manifest
 from .runs import atomic_write, run_dir, run_once, shaping, write_json
 from .stack import adapters, base_seed, merged_adapters, resolve_stack
@@ -26,8 +27,8 @@ from .train import eval_loss, read_metrics
 
 # %% auto #0
 __all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'STAGE', 'eval_problems', 'trained_runs', 'stage_models', 'heldout_loss',
-           'set_scores', 'evaluate_model', 'evaluate_folder', 'use_adapters', 'load_models', 'eval_settings',
-           'stage_info', 'run_eval', 'eval_plan']
+           'is_math_set', 'set_scores', 'evaluate_model', 'evaluate_folder', 'use_adapters', 'load_models',
+           'eval_settings', 'heldout_pairs', 'stage_info', 'run_eval', 'eval_plan']
 
 # %% ../nbs/46_eval.ipynb #63b8fac8
 CHECKABLE = ('number', 'label')
@@ -94,17 +95,18 @@ def heldout_loss(model, tokenizer, records, cfg: Config, stage: str) -> dict | N
     loss = eval_loss(_OneProcess(model_device(model)), model, examples, spec, spec.micro_batch_tokens, pad)
     return dict(loss=loss, perplexity=math.exp(min(loss, 50.0)), examples=len(examples), tokens=label_tokens(examples))
 
+def is_math_set(name: str) -> bool:
+    "Whether evaluation set `name` (a source, or source:family) comes from a math source."
+    src = SOURCES.get(name.split(':')[0])
+    return src is not None and src.kind == 'math'
+
 def set_scores(rows: list[dict]) -> dict:
-    "Score (as a dict, with its kind) of each set, and of all sets together under 'all'."
-    def score(rs, kind):
+    "Score (as a dict, with its kind) of each set, of the math sets together under 'math' (chapter 47), of all under 'all'."
+    def score(rs):
         c = lambda k: sum(r[k] for r in rs)
+        kind = '/'.join(dict.fromkeys(KINDS[r['answer_type']] for r in rs))
         return dict(Score.of(c('correct'), len(rs), c('readable'), c('truncated')).to_dict(), kind=kind)
-    out = {}
-    for s in dict.fromkeys(r['set'] for r in rows):
-        rs = [r for r in rows if r['set'] == s]
-        out[s] = score(rs, '/'.join(dict.fromkeys(KINDS[r['answer_type']] for r in rs)))
-    out['all'] = score(rows, '/'.join(dict.fromkeys(k for v in out.values() for k in v['kind'].split('/'))))
-    return out
+    return {s: score([r for r in rows if in_group(r, s)]) for s in set_groups(rows)}
 
 # %% ../nbs/46_eval.ipynb #30fb68bd
 def evaluate_model(model, tokenizer, cfg: Config, data, label: str = 'model') -> dict:
@@ -112,7 +114,7 @@ def evaluate_model(model, tokenizer, cfg: Config, data, label: str = 'model') ->
     t0, e, fmt = time.time(), cfg.eval, cfg.model.prompt_format
     problems = eval_problems(cfg, data)
     _, rows = evaluate_exact_match(model, tokenizer, problems, fmt, e.max_new_tokens, e.batch_size, desc=f'eval: {label}')
-    for r, p in zip(rows, problems): r['set'] = p['set']
+    for r, p in zip(rows, problems): r['set'], r['math'] = p['set'], is_math_set(p['set'])
     heldout = {s: h for s, st in HELDOUT.items() if s in data
                and (h := heldout_loss(model, tokenizer, data[s], cfg, st)) is not None}
     prompts = list(e.prompts)
@@ -157,6 +159,14 @@ def eval_settings(cfg: Config) -> dict:
     return dict(eval=to_dict(cfg.eval), model=to_dict(cfg.model), quant=to_dict(cfg.sft.quant), seed=base_seed(cfg),
                 heldout={st: shaping(to_dict(getattr(cfg, st).train)) for st in HELDOUT.values()})
 
+def heldout_pairs(metrics: list[dict]) -> dict:
+    "For a preference stage: held-out reward accuracy and chosen log-prob per token, (first evaluation, last); else nothing."
+    rows = [m for m in metrics if 'eval_reward_accuracy' in m]
+    if not rows: return {}
+    both = lambda k: (rows[0][k], rows[-1][k]) if k in rows[0] and k in rows[-1] else None
+    return dict(pairs_step=(rows[0]['step'], rows[-1]['step']), reward_accuracy=both('eval_reward_accuracy'),
+                logp_chosen=both('eval_logp_chosen'), logp_rejected=both('eval_logp_rejected'))
+
 def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
     "Each stage of the run (curate, each evaluated stage, and preference data when there): wall time, steps, last losses, run directory."
     cur = run_dir(cfg.output_root, name, 'curate')
@@ -166,7 +176,8 @@ def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
         man, metrics = read_manifest(m['run']) or {}, read_metrics(Path(m['run']) / 'metrics.jsonl')
         last = lambda k: next((x[k] for x in reversed(metrics) if k in x), None)
         out.append(dict(stage=m['stage'], wall_s=man.get('wall_s'), steps=(man.get('result') or {}).get('step'),
-                        train_loss=last('loss'), eval_loss=last('eval_loss'), run=m['run'], fingerprint=m['fingerprint']))
+                        train_loss=last('loss'), eval_loss=last('eval_loss'), run=m['run'], fingerprint=m['fingerprint'],
+                        **heldout_pairs(metrics)))
     used = {m['stage'] for m in models}
     for path in sorted((Path(cfg.output_root) / name).iterdir()):   # stages on a stack without a model of their own (preference)
         man = read_manifest(path) if path.is_dir() and path.name not in used else None

@@ -11,8 +11,8 @@ from .live import format_sample
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'inference_autocast', 'generate',
-           'Sampler']
+__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'inference_autocast', 'shared_prefix',
+           'read_prompts', 'decode', 'choose', 'generate', 'Sampler']
 
 # %% ../nbs/22_generate.ipynb #5b115956
 class Response(str):
@@ -84,15 +84,19 @@ def nucleus(scores, temperature: float, top_p: float, k: int = 256):
     return top / top.sum(-1, keepdim=True), ids
 
 class NucleusSampler:
-    "A logits processor that draws the next token itself (temperature, top-p) and leaves only that token finite."
+    "Draws the next token (temperature, top-p); as a logits processor it leaves only the drawn token finite."
     def __init__(self, temperature: float, top_p: float, k: int = 256):
         if temperature <= 0: raise ValueError(f'temperature: expected > 0 for sampling, got {temperature}')
         self.temperature, self.top_p, self.k = temperature, top_p, k
-    def __call__(self, input_ids, scores):
+    def draw(self, scores):
+        "One drawn token id per row of `scores`."
         import torch
         probs, ids = nucleus(scores, self.temperature, self.top_p, self.k)
-        pick = ids.gather(-1, torch.multinomial(probs, 1))
-        return torch.full_like(scores, float('-inf')).scatter_(-1, pick, 0.0)
+        return ids.gather(-1, torch.multinomial(probs, 1))[:, 0]
+    def __call__(self, input_ids, scores):
+        import torch
+        return torch.full_like(scores, float('-inf')).scatter_(-1, self.draw(scores)[:, None], 0.0)
+
 
 # %% ../nbs/22_generate.ipynb #d6220039
 def inference_autocast(model):
@@ -106,10 +110,80 @@ def inference_autocast(model):
     dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     return torch.autocast('cuda', dtype=dtype if dtype in (torch.float16, torch.bfloat16) else torch.float16)
 
+
+# %% ../nbs/22_generate.ipynb #d5b2390f
+def _next_logits(model, ids, mask, pos, cache):
+    "Logits of the last position of each row: one forward that reads `ids` into `cache`."
+    return model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                 logits_to_keep=1).logits[:, -1].float()
+
+def shared_prefix(seqs: list[list[int]]) -> int:
+    "Length of the prefix all of `seqs` share, leaving each at least one token of its own."
+    n, first = min(len(s) for s in seqs) - 1, seqs[0]
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]: k += 1
+        n = k
+    return max(n, 0)
+
+def read_prompts(model, seqs: list[list[int]], pad: int, cache):
+    """(logits after each prompt, attention mask, positions of the last tokens read): the prefix the prompts share
+    (a chat template's system prompt) read once and its cache repeated, then the rest of each, left-padded."""
+    import torch
+    device, p = model_device(model), (shared_prefix(seqs) if len(seqs) > 1 else 0)
+    if p:
+        head = torch.tensor([seqs[0][:p]], device=device)
+        _next_logits(model, head, torch.ones_like(head), torch.arange(p, device=device)[None], cache)
+        cache.batch_repeat_interleave(len(seqs))
+    ids, mask = (t.to(device) for t in pad_left([s[p:] for s in seqs], pad))
+    pos = p + (mask.cumsum(-1) - 1).clamp(min=0)
+    mask = torch.cat([mask.new_ones(len(seqs), p), mask], 1)
+    return _next_logits(model, ids, mask, pos, cache), mask, pos
+
+def decode(model, seqs: list[list[int]], pad: int, max_new_tokens: int, stops: set, pick, copies: int = 1) -> list[list[int]]:
+    """New token ids for each prompt of `seqs` (token ids) `copies` times (prompt i's copies at i*copies...): the prompts
+    read once, their cache repeated; a row leaves the batch at its first stop token; `pick(logits, rows)` chooses the
+    next token of each row still in the batch (`rows`: their numbers)."""
+    import torch
+    from transformers import DynamicCache
+    cache = DynamicCache()
+    logits, mask, pos = read_prompts(model, seqs, pad, cache)
+    if copies > 1:
+        cache.batch_repeat_interleave(copies)
+        logits, mask, pos = (t.repeat_interleave(copies, 0) for t in (logits, mask, pos))
+    live = list(range(len(logits)))
+    new: list[list[int]] = [[] for _ in live]
+    for step in range(max_new_tokens):
+        nxt = pick(logits, live)
+        keep = []
+        for j, (row, t) in enumerate(zip(live, nxt.tolist())):
+            new[row].append(t)
+            if t not in stops: keep.append(j)
+        if not keep or step == max_new_tokens - 1: break
+        if len(keep) < len(live):
+            sel = torch.tensor(keep, device=nxt.device)
+            cache.batch_select_indices(sel)
+            mask, pos, nxt, live = mask[sel], pos[sel], nxt[sel], [live[j] for j in keep]
+        mask, pos = torch.cat([mask, mask.new_ones(len(live), 1)], 1), pos[:, -1:] + 1
+        logits = _next_logits(model, nxt[:, None], mask, pos, cache)
+    return new
+
+def choose(copies: int, sampler=None, greedy_first: bool = False):
+    "The token choice `decode` calls: greedy, or drawn by `sampler`; with `greedy_first`, greedy for each prompt's first copy."
+    def pick(logits, rows):
+        if sampler is None: return logits.argmax(-1)
+        out = sampler.draw(logits)
+        if greedy_first:
+            first = [j for j, r in enumerate(rows) if r % copies == 0]
+            if first: out[first] = logits[first].argmax(-1)
+        return out
+    return pick
+
 def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int = 256, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, num_return_sequences: int = 1, batch_size: int = 16,
-             seed: int | None = None) -> list[list[Response]]:
-    "Per prompt, its `num_return_sequences` responses (strings with `.truncated` and `.ids`), in the order given."
+             seed: int | None = None, greedy_first: bool = False) -> list[list[Response]]:
+    """Per prompt, its `num_return_sequences` responses (strings with `.truncated` and `.ids`), in the order given; with
+    `greedy_first` (and sampling), each prompt's first response is its greedy one."""
     import torch
     if isinstance(prompts, str): raise TypeError('prompts: expected a list of strings, got one string')
     prompts = list(prompts)
@@ -120,11 +194,8 @@ def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     encoded = encode_prompts(tokenizer, [render_prompt(tokenizer, p, fmt) for p in prompts])
     order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
-    per_call = max(1, batch_size // num_return_sequences)
-    sampling = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-    if do_sample and temperature > 0:
-        from transformers import LogitsProcessorList
-        sampling['logits_processor'] = LogitsProcessorList([NucleusSampler(temperature, top_p)])
+    per_call, n = max(1, batch_size // num_return_sequences), num_return_sequences
+    pick = choose(n, NucleusSampler(temperature, top_p) if do_sample and temperature > 0 else None, greedy_first)
     device, was_training = model_device(model), model.training
     out: list = [None] * len(prompts)
     model.eval()
@@ -132,17 +203,15 @@ def generate(model, tokenizer, prompts: list[str], fmt: str, max_new_tokens: int
         with torch.no_grad(), _seeded(seed, device), inference_autocast(model):
             for b in range(0, len(order), per_call):
                 idx = order[b:b + per_call]
-                ids, mask = (t.repeat_interleave(num_return_sequences, 0) for t in pad_left([encoded[i] for i in idx], pad))
-                gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                                     eos_token_id=stops, pad_token_id=pad, use_cache=True, **sampling)
-                new = gen[:, ids.shape[1]:].tolist()
+                new = decode(model, [encoded[i] for i in idx], pad, max_new_tokens, set(stops), pick, copies=n)
                 for j, i in enumerate(idx):
-                    rows = [_split(new[j * num_return_sequences + k], set(stops)) for k in range(num_return_sequences)]
+                    rows = [_split(new[j * n + k], set(stops)) for k in range(n)]
                     texts = tokenizer.batch_decode([r for r, _ in rows], skip_special_tokens=True)
                     out[i] = [Response(t.strip(), trunc, r) for t, (r, trunc) in zip(texts, rows)]
     finally:
         if was_training: model.train()
     return out
+
 
 # %% ../nbs/22_generate.ipynb #ce6dca57
 class Sampler:

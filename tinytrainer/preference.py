@@ -23,8 +23,8 @@ from .stage import RUN_FORMAT, follow_run, stage_inputs
 from .train import fault, keep_records, read_metrics
 
 # %% auto #0
-__all__ = ['STAGE', 'exact_match_scorer', 'load_scorer', 'preference_prompts', 'read_samples', 'sample_worker', 'pairs_of',
-           'build_pairs', 'hygiene', 'report_markdown', 'plot_scores', 'run_preference', 'preference_plan',
+__all__ = ['STAGE', 'exact_match_scorer', 'load_scorer', 'preference_prompts', 'read_samples', 'answers', 'sample_worker',
+           'pairs_of', 'build_pairs', 'hygiene', 'report_markdown', 'plot_scores', 'run_preference', 'preference_plan',
            'load_pairs']
 
 # %% ../nbs/44_preference.ipynb #a5dce42f
@@ -61,6 +61,13 @@ def read_samples(run_dir) -> dict:
         for rec in read_metrics(f): out[rec['id']] = rec
     return out
 
+def answers(model, tok, prompts: list[str], cfg: Config, seed: int) -> list[list]:
+    "Per prompt, its `preference.k` answers: with `preference.greedy`, the greedy answer first, then k - 1 samples."
+    pc = cfg.preference
+    return generate(model, tok, prompts, cfg.model.prompt_format, max_new_tokens=pc.max_new_tokens, do_sample=True,
+                    temperature=pc.temperature, top_p=pc.top_p, num_return_sequences=pc.k, batch_size=len(prompts) * pc.k,
+                    seed=seed, greedy_first=pc.greedy)
+
 def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool):
     "One sampling process: its share of the prompts, K samples each, scored and appended as they come."
     import torch
@@ -85,13 +92,11 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     for b in range(0, len(todo), per_call):
         if pc.time_budget_min and time.time() - t0 > pc.time_budget_min * 60: status = 'budget'; break
         batch = todo[b:b + per_call]
-        outs = generate(model, tok, [p['prompt'] for p in batch], cfg.model.prompt_format, max_new_tokens=pc.max_new_tokens,
-                        do_sample=True, temperature=pc.temperature, top_p=pc.top_p, num_return_sequences=pc.k,
-                        batch_size=per_call * pc.k, seed=pc.seed * 1_000_003 + batch[0]['id'])
+        outs = answers(model, tok, [p['prompt'] for p in batch], cfg, seed=pc.seed * 1_000_003 + batch[0]['id'])
         with open(out, 'a') as f:
             for p, rs in zip(batch, outs):
-                rec = dict(p, responses=[dict(text=str(r), truncated=r.truncated, n_tokens=r.n_tokens, score=float(scorer(p, r)))
-                                         for r in rs])
+                rec = dict(p, responses=[dict(text=str(r), truncated=r.truncated, n_tokens=r.n_tokens, score=float(scorer(p, r)),
+                                              **({'greedy': True} if pc.greedy and j == 0 else {})) for j, r in enumerate(rs)])
                 f.write(json.dumps(rec) + '\n')
             f.flush(); os.fsync(f.fileno())
         bar.update(len(batch))
@@ -103,14 +108,18 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
         PartialState().wait_for_everyone()
 
 # %% ../nbs/44_preference.ipynb #21162f2e
-def _pick_pairs(chosen: list[dict], rejected: list[dict], n: int, balance: bool) -> list[tuple[dict, dict]]:
-    "Up to `n` (chosen, rejected) pairs, each response used at most once while others remain."
+def _pick_pairs(chosen: list[dict], rejected: list[dict], n: int, balance: bool, first=None) -> list[tuple[dict, dict]]:
+    """Up to `n` (chosen, rejected) pairs, each response used at most once while others remain; `first` (a rejected
+    response) is the first pair's rejected one."""
     pairs, free = [], list(rejected)
-    for i in range(n):
+    closest = lambda pool, x: min(pool, key=lambda y: abs(len(y['text']) - len(x['text'])))
+    if first is not None and chosen and n:
+        pairs.append((closest(chosen, first) if balance else chosen[0], first)); free.remove(first)
+    for i in range(len(pairs), n):
         if not chosen or not rejected: break
         c = chosen[i % len(chosen)]
         pool = free or list(rejected)
-        r = min(pool, key=lambda x: abs(len(x['text']) - len(c['text']))) if balance else pool[0]
+        r = closest(pool, c) if balance else pool[0]
         if r in free: free.remove(r)
         if (c['text'], r['text']) in {(a['text'], b['text']) for a, b in pairs}: break
         pairs.append((c, r))
@@ -119,7 +128,7 @@ def _pick_pairs(chosen: list[dict], rejected: list[dict], n: int, balance: bool)
 def pairs_of(rec: dict, pc: PreferenceConfig) -> tuple[list[dict], str | None]:
     "(pairs, reason none were made) for one prompt's scored samples."
     seen, resp = set(), []
-    for r in rec['responses']:
+    for r in sorted(rec['responses'], key=lambda r: not r.get('greedy')):   # the greedy answer first: it keeps its mark
         if r['text'] not in seen: seen.add(r['text']); resp.append(r)
     best, worst = max(r['score'] for r in resp), min(r['score'] for r in resp)
     top = [r for r in resp if r['score'] == best]
@@ -130,9 +139,9 @@ def pairs_of(rec: dict, pc: PreferenceConfig) -> tuple[list[dict], str | None]:
         top = [dict(text=rec['reference'], score=1.0, reference=True)]
         low = resp
     elif best == worst: return [], 'all_equal'
-    made = _pick_pairs(top, low, pc.pairs_per_prompt, pc.length_balance)
+    made = _pick_pairs(top, low, pc.pairs_per_prompt, pc.length_balance, first=next((r for r in low if r.get('greedy')), None))
     return [dict(id=f"{rec['id']}-{j}", prompt_id=rec['id'], split=rec['split'], prompt=rec['prompt'], chosen=c['text'],
-                 rejected=r['text'], chosen_score=c['score'], rejected_score=r['score'],
+                 rejected=r['text'], chosen_score=c['score'], rejected_score=r['score'], rejected_is_greedy=bool(r.get('greedy')),
                  chosen_is_reference=bool(c.get('reference')), answer=rec['answer']) for j, (c, r) in enumerate(made)], None
 
 def build_pairs(samples: dict, pc: PreferenceConfig) -> tuple[list[dict], dict]:
@@ -152,7 +161,10 @@ def build_pairs(samples: dict, pc: PreferenceConfig) -> tuple[list[dict], dict]:
                sample_accuracy=round(sum(s >= 1 for s in scores) / max(1, len(scores)), 4),
                truncated=round(sum(r['truncated'] for rec in recs for r in rec['responses']) / max(1, len(scores)), 4),
                pairs=dict(Counter(p['split'] for p in pairs)), prompts_without_pairs=dict(why),
-               reference_chosen_share=round(sum(p['chosen_is_reference'] for p in pairs) / max(1, len(pairs)), 4))
+               reference_chosen_share=round(sum(p['chosen_is_reference'] for p in pairs) / max(1, len(pairs)), 4),
+               greedy_rejected_share=round(sum(p.get('rejected_is_greedy', False) for p in pairs) / max(1, len(pairs)), 4))
+    greedy = [r['score'] >= 1 for rec in recs for r in rec['responses'] if r.get('greedy')]
+    if greedy: rep['greedy_accuracy'] = round(sum(greedy) / len(greedy), 4)
     return pairs, rep
 
 # %% ../nbs/44_preference.ipynb #502ae3e7
@@ -176,7 +188,10 @@ def report_markdown(name: str, rep: dict) -> str:
         f"| pass@{rep['k']} | {100 * rep['pass_at_k']:.1f}% |", f"| sample accuracy | {100 * rep['sample_accuracy']:.1f}% |",
         f"| truncated samples | {100 * rep['truncated']:.1f}% |",
         f"| training pairs | {rep['pairs'].get('train', 0)} |", f"| held-out pairs | {rep['pairs'].get('heldout', 0)} |",
-        f"| pairs whose chosen response is the reference | {100 * rep['reference_chosen_share']:.1f}% |", '',
+        f"| pairs whose chosen response is the reference | {100 * rep['reference_chosen_share']:.1f}% |",
+        *([f"| greedy answers right | {100 * rep['greedy_accuracy']:.1f}% |",
+           f"| pairs whose rejected response is the greedy answer | {100 * rep.get('greedy_rejected_share', 0):.1f}% |"]
+          if 'greedy_accuracy' in rep else []), '',
         f'Prompts without pairs: {why}.', '',
         f"Split hygiene (prompt overlaps, all 0): {', '.join(f'{k} {v}' for k, v in rep['hygiene'].items())}.", ''])
 

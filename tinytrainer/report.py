@@ -13,9 +13,9 @@ from .train import read_metrics
 from .live import plot_losses
 
 # %% auto #0
-__all__ = ['ALPHA', 'REPORT_FILES', 'summarize', 'paired_changes', 'verdicts', 'paired_section', 'cell', 'pct', 'duration',
-           'scores_table', 'stages_table', 'samples_section', 'free_form_section', 'report_markdown', 'accuracy_figure',
-           'losses_figure', 'write_report', 'show_report']
+__all__ = ['ALPHA', 'REPORT_FILES', 'summarize', 'set_groups', 'in_group', 'paired_changes', 'verdicts', 'paired_section', 'cell',
+           'pct', 'duration', 'scores_table', 'stages_table', 'pairs_lines', 'samples_section', 'free_form_section',
+           'report_markdown', 'accuracy_figure', 'losses_figure', 'write_report', 'show_report']
 
 # %% ../nbs/47_report.ipynb #a0168968
 def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
@@ -29,20 +29,34 @@ def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
         out['paired'] = paired_changes(results)
         out['verdicts'], out['flags'] = verdicts(out['paired'])
     if len(models) > 1:
-        out['final_minus_base'] = round(100 * (models[-1]['sets']['all']['accuracy'] - models[0]['sets']['all']['accuracy']), 2)
+        for g in ('math', 'all'):
+            if g in models[0]['sets'] and g in models[-1]['sets']:
+                key = 'final_minus_base' + ('' if g == 'all' else f'_{g}')
+                out[key] = round(100 * (models[-1]['sets'][g]['accuracy'] - models[0]['sets'][g]['accuracy']), 2)
     return out
 
 # %% ../nbs/47_report.ipynb #bb86ace6
 ALPHA = 0.05   # the significance level of the report's verdicts
 
+def set_groups(rows: list[dict]) -> list[str]:
+    """The sets of `rows`, in order, then 'math' (every math set together, when there are two or more and other sets
+    besides), then 'all'."""
+    sets = list(dict.fromkeys(r['set'] for r in rows))
+    maths = {r['set'] for r in rows if r.get('math')}
+    return sets + (['math'] if 2 <= len(maths) < len(sets) else []) + ['all']
+
+def in_group(row: dict, s: str) -> bool:
+    "Whether a problem's row counts in set (or group) `s`."
+    return s == 'all' or (s == 'math' and bool(row.get('math'))) or row['set'] == s
+
 def paired_changes(results: list[dict]) -> list[dict]:
-    "Each model against the one before it, and the final one against the base: `compare_paired` per set and over all."
+    "Each model against the one before it, and the final one against the base: `compare_paired` per set and group."
     steps = [(i - 1, i) for i in range(1, len(results))] + ([(0, len(results) - 1)] if len(results) > 2 else [])
     out = []
     for a, b in steps:
         old, new = results[a]['rows'], results[b]['rows']
-        for s in list(dict.fromkeys(r['set'] for r in old)) + ['all']:
-            idx = [i for i, r in enumerate(old) if s == 'all' or r['set'] == s]
+        for s in set_groups(old):
+            idx = [i for i, r in enumerate(old) if in_group(r, s)]
             out.append(dict(old=results[a]['label'], new=results[b]['label'], set=s,
                             **compare_paired([old[i]['correct'] for i in idx], [new[i]['correct'] for i in idx])))
     return out
@@ -120,6 +134,19 @@ def stages_table(stages: list[dict]) -> list[str]:
         lines.append(f"| {s['stage']} | {duration(s.get('wall_s'))} | {s.get('steps') or '-'} | {f('train_loss')} | {f('eval_loss')} |")
     return lines
 
+def pairs_lines(stages: list[dict]) -> list[str]:
+    "For each preference stage: how its held-out pairs moved from its first evaluation to its last."
+    out, moved = [], lambda a, b: 'rose' if b > a else 'fell' if b < a else 'did not move'
+    for s in stages:
+        ra, lc, lr = s.get('reward_accuracy'), s.get('logp_chosen'), s.get('logp_rejected')
+        if not ra: continue
+        text = (f"**{s['stage']}** on its held-out pairs, step {s['pairs_step'][0]} → {s['pairs_step'][1]}: reward accuracy "
+                f"{ra[0]:.2f} → {ra[1]:.2f}")
+        if lc: text += f'; log-prob of the chosen answer {lc[0]:.2f} → {lc[1]:.2f} ({moved(*lc)})'
+        if lr: text += f'; of the rejected one {lr[0]:.2f} → {lr[1]:.2f} ({moved(*lr)})'
+        out += [text + ' (log-probs: sums over the answer, means over the pairs).', '']
+    return out
+
 def _answer(label: str, r: dict) -> str:
     read = '-' if r['predicted'] is None else r['predicted'] + ('' if r['readable'] else ' (fallback)')
     return f"| {label} | {cell(r['response'])} | {cell(read)} | {'✓' if r['correct'] else '✗'} |"
@@ -159,9 +186,10 @@ def report_markdown(summary: dict, results: list[dict], per_set: int = 3) -> str
     lines += scores_table(m) + ['']
     lines += paired_section(m)
     if 'final_minus_base' in m:
+        math = f", {m['final_minus_base_math']:+.1f} on the math sets" if 'final_minus_base_math' in m else ''
         lines += [f"Final model ({m['models'][-1]['label']}) minus base: {m['final_minus_base']:+.1f} points "
-                  f"(all sets); readable answers of the final model: {100 * m['models'][-1]['sets']['all']['readable']:.1f}%.", '']
-    lines += ['![accuracy](accuracy.png)', '', '## Stages', ''] + stages_table(m['stages']) + ['', '![losses](losses.png)', '']
+                  f"(all sets){math}; readable answers of the final model: {100 * m['models'][-1]['sets']['all']['readable']:.1f}%.", '']
+    lines += ['![accuracy](accuracy.png)', '', '## Stages', ''] + stages_table(m['stages']) + [''] + pairs_lines(m['stages']) + ['![losses](losses.png)', '']
     lines += samples_section(results, per_set) + free_form_section(results)
     return '\n'.join(lines).rstrip() + '\n'
 
