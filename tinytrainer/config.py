@@ -127,7 +127,7 @@ class PreferenceConfig:
     "Stage 4: sample K answers per prompt, score them, keep chosen/rejected pairs."
     n_prompts: int = _f(1000, 'training prompts to sample (from the curated preference mixture)', min=1)
     heldout_prompts: int = _f(100, 'held-out prompts whose pairs measure DPO (never trained on)', min=0)
-    k: int = _f(4, 'samples per prompt', min=2)
+    k: int = _f(4, 'answers per prompt (with greedy: the greedy one and k - 1 samples)', min=2)
     temperature: float = _f(0.8, 'sampling temperature', gt=0.0)
     top_p: float = _f(0.95, 'nucleus sampling', gt=0.0, max=1.0)
     max_new_tokens: int = _f(256, 'longest response', min=1)

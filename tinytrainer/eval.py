@@ -160,7 +160,7 @@ def eval_settings(cfg: Config) -> dict:
                 heldout={st: shaping(to_dict(getattr(cfg, st).train)) for st in HELDOUT.values()})
 
 def heldout_pairs(metrics: list[dict]) -> dict:
-    "For a preference stage: held-out reward accuracy and chosen log-prob per token, (first evaluation, last); else nothing."
+    "For a preference stage: held-out reward accuracy and log-probs (sums over the answer), (first evaluation, last); else nothing."
     rows = [m for m in metrics if 'eval_reward_accuracy' in m]
     if not rows: return {}
     both = lambda k: (rows[0][k], rows[-1][k]) if k in rows[0] and k in rows[-1] else None

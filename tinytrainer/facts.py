@@ -91,8 +91,8 @@ register(Source('facts', '', dict(prompt=str, completion=str, answer_type=str), 
 KINDS_OF_THINGS = [('a whale', 'mammal', True), ('a dog', 'mammal', True), ('a horse', 'mammal', True), ('a bat', 'mammal', True),
                    ('a shark', 'mammal', False), ('a frog', 'mammal', False), ('an eagle', 'bird', True), ('a penguin', 'bird', True),
                    ('a parrot', 'bird', True), ('a cat', 'bird', False), ('a salmon', 'fish', True), ('a dolphin', 'fish', False),
-                   ('a rose', 'flower', True), ('a tulip', 'flower', True), ('an oak', 'tree', True), ('a carrot', 'vegetable', True),
-                   ('a lemon', 'fruit', True), ('a potato', 'fruit', False), ('a hammer', 'tool', True), ('a violin', 'musical instrument', True),
+                   ('a rose', 'flower', True), ('a tulip', 'flower', True), ('an oak', 'tree', True), ('a pine', 'tree', True),
+                   ('a lemon', 'fruit', True), ('a hammer', 'tool', True), ('a violin', 'musical instrument', True),
                    ('a spoon', 'musical instrument', False), ('gold', 'metal', True), ('wood', 'metal', False), ('a snake', 'reptile', True)]
 WORDS = ['garden', 'river', 'window', 'pencil', 'mountain', 'basket', 'ladder', 'orange', 'kitten', 'summer', 'planet', 'bottle']
 OTHER_COUNTS = [('How many eyes does a person have?', 2), ('How many legs does a bird have?', 2),
@@ -108,7 +108,7 @@ OTHER_CHOICES = [('What is the opposite of hot?', 'cold', ['tall', 'green', 'lou
                  ('What is a baby dog called?', 'a puppy', ['a kitten', 'a lamb', 'a chick']),
                  ('Which animal barks?', 'a dog', ['a fish', 'a horse', 'a bee']),
                  ('What do we use to write on paper?', 'a pen', ['a fork', 'a shoe', 'a cup']),
-                 ('Which of these is a vegetable?', 'a carrot', ['a banana', 'a cherry', 'a grape']),
+                 ('Which of these can fly?', 'a bird', ['a fish', 'a rock', 'a chair']),
                  ('What do plants need to grow?', 'sunlight', ['plastic', 'noise', 'glass'])]
 
 def _kind_yes_no(r):

@@ -12,7 +12,7 @@ from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
 __all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'inference_autocast', 'shared_prefix',
-           'read_prompts', 'decode', 'choose', 'generate', 'Sampler']
+           'full_attention', 'read_prompts', 'decode', 'choose', 'generate', 'Sampler']
 
 # %% ../nbs/22_generate.ipynb #5b115956
 class Response(str):
@@ -126,11 +126,18 @@ def shared_prefix(seqs: list[list[int]]) -> int:
         n = k
     return max(n, 0)
 
+def full_attention(model) -> bool:
+    "Whether every layer of `model` attends to the whole cache (no sliding window, no hybrid layers)."
+    cfg = getattr(model, 'config', None)
+    types = getattr(cfg, 'layer_types', None)
+    if types: return all(t == 'full_attention' for t in types)
+    return not getattr(cfg, 'sliding_window', None) or getattr(cfg, 'use_sliding_window', True) is False
+
 def read_prompts(model, seqs: list[list[int]], pad: int, cache):
     """(logits after each prompt, attention mask, positions of the last tokens read): the prefix the prompts share
     (a chat template's system prompt) read once and its cache repeated, then the rest of each, left-padded."""
     import torch
-    device, p = model_device(model), (shared_prefix(seqs) if len(seqs) > 1 else 0)
+    device, p = model_device(model), (shared_prefix(seqs) if len(seqs) > 1 and full_attention(model) else 0)
     if p:
         head = torch.tensor([seqs[0][:p]], device=device)
         _next_logits(model, head, torch.ones_like(head), torch.arange(p, device=device)[None], cache)
@@ -146,7 +153,7 @@ def decode(model, seqs: list[list[int]], pad: int, max_new_tokens: int, stops: s
     next token of each row still in the batch (`rows`: their numbers)."""
     import torch
     from transformers import DynamicCache
-    cache = DynamicCache()
+    cache = DynamicCache(config=model.config)
     logits, mask, pos = read_prompts(model, seqs, pad, cache)
     if copies > 1:
         cache.batch_repeat_interleave(copies)

@@ -115,9 +115,11 @@ def _pick_pairs(chosen: list[dict], rejected: list[dict], n: int, balance: bool,
     closest = lambda pool, x: min(pool, key=lambda y: abs(len(y['text']) - len(x['text'])))
     if first is not None and chosen and n:
         pairs.append((closest(chosen, first) if balance else chosen[0], first)); free.remove(first)
-    for i in range(len(pairs), n):
+        chosen = [c for c in chosen if c is not pairs[0][0]] + [pairs[0][0]]   # the one just used comes last
+    start = len(pairs)
+    for i in range(start, n):
         if not chosen or not rejected: break
-        c = chosen[i % len(chosen)]
+        c = chosen[(i - start) % len(chosen)]
         pool = free or list(rejected)
         r = closest(pool, c) if balance else pool[0]
         if r in free: free.remove(r)
@@ -156,9 +158,10 @@ def build_pairs(samples: dict, pc: PreferenceConfig) -> tuple[list[dict], dict]:
             seen.add(key); pairs.append(p)
     recs = list(samples.values())
     scores = [r['score'] for rec in recs for r in rec['responses']]
+    drawn = [r['score'] for rec in recs for r in rec['responses'] if not r.get('greedy')]   # the samples, not the greedy answers
     rep = dict(prompts=len(recs), samples=len(scores),
                pass_at_k=round(sum(any(r['score'] >= 1 for r in rec['responses']) for rec in recs) / max(1, len(recs)), 4),
-               sample_accuracy=round(sum(s >= 1 for s in scores) / max(1, len(scores)), 4),
+               sample_accuracy=round(sum(s >= 1 for s in drawn) / max(1, len(drawn)), 4),
                truncated=round(sum(r['truncated'] for rec in recs for r in rec['responses']) / max(1, len(scores)), 4),
                pairs=dict(Counter(p['split'] for p in pairs)), prompts_without_pairs=dict(why),
                reference_chosen_share=round(sum(p['chosen_is_reference'] for p in pairs) / max(1, len(pairs)), 4),
@@ -183,7 +186,8 @@ def hygiene(pairs: list[dict], data) -> dict:
 def report_markdown(name: str, rep: dict) -> str:
     why = ', '.join(f'{k}: {v}' for k, v in rep['prompts_without_pairs'].items()) or '-'
     return '\n'.join([f'# Preference data: {name}', '',
-        f"Sampled {rep['samples']} responses for {rep['prompts']} prompts ({rep['k']} each, temperature {rep['temperature']}).", '',
+        f"Made {rep['samples']} responses for {rep['prompts']} prompts ({rep['k']} each, temperature {rep['temperature']}"
+        + ("; one of them the greedy answer" if 'greedy_accuracy' in rep else '') + ').', '',
         '| figure | value |', '|---|---:|',
         f"| pass@{rep['k']} | {100 * rep['pass_at_k']:.1f}% |", f"| sample accuracy | {100 * rep['sample_accuracy']:.1f}% |",
         f"| truncated samples | {100 * rep['truncated']:.1f}% |",

@@ -21,7 +21,7 @@ __all__ = ['ALPHA', 'REPORT_FILES', 'summarize', 'set_groups', 'in_group', 'pair
 def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
     "What `scores.json` holds: `meta`, the sets, each model's scores and held-out losses, the stages' times."
     if not results: raise ValueError('no evaluated models to report')
-    sets = [s for s in results[0]['scores'] if s != 'all'] + ['all']
+    sets = [s for s in results[0]['scores'] if s != 'all' and all(s in r['scores'] for r in results)] + ['all']   # old files: no 'math'
     models = [dict(label=r['label'], stage=r['stage'], adapters=r['adapters'], wall_s=r['wall_s'],
                    sets=r['scores'], heldout=r['heldout']) for r in results]
     out = dict(meta, sets=sets, models=models, stages=stages)
