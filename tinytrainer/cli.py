@@ -14,12 +14,13 @@ from .devtools import write_readme
 from .hardware import doctor_main
 from .kaggle import add_kaggle_commands, kaggle_command
 from .loading import DataError
-from .pipeline import STAGES, pipeline_plan, run_pipeline, stage, training_stages
+from .pipeline import STAGES, pipeline_plan, run_pipeline, stage, stage_in_round, training_stages
 from .runs import RunConflict, RunNameError, find_run, read_manifest, run_dir
 from .checkpoint import CheckpointError
 from .export import EXPORT_EXAMPLE, OUTTYPES, export_gguf
 from .stack import MergeError, ProbeError, merge_run, push_to_hub
 from .train import NonFiniteLoss
+from .dpo import TooFewPairs
 
 
 # %% auto #0
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
         _common(p)
         if st.parallel: p.add_argument('--num-processes', type=processes, help='processes (default: one per GPU, or 1 on CPU)')
         if st.plan: p.add_argument('--dry-run', action='store_true', help='print the plan (data, steps, memory, time) without loading weights')
+        if st.per_round: p.add_argument('--round', type=int, default=1, help='which round of dpo.rounds (default 1; round r builds on round r - 1)')
     p = _sub(sub, 'config', 'print the resolved config as YAML', 'tinytrainer config --preset kaggle-t4x2 --set sft.lora.r=8 > my.yaml')
     _common(p)
     p.add_argument('--comments', action='store_true', help="each field's help as a comment above it")
@@ -137,7 +139,8 @@ def show_report(path: Path):
 
 def cmd_stage(a):
     "Any stage from the command line (`tinytrainer <stage>`), or its plan with --dry-run."
-    st, cfg = stage(a.command), config_from_args(a)
+    cfg = config_from_args(a)
+    st = stage_in_round(a.command, getattr(a, 'round', 1), cfg)
     if getattr(a, 'dry_run', False):
         cur = run_dir(cfg.output_root, a.name or cfg.preset, 'curate')
         print(st.plan(st, cfg, cur if read_manifest(cur) else None)); return 0
@@ -157,9 +160,9 @@ def stage_run(cfg, name: str | None, stage: str = '') -> Path:
     "The finished run of `stage`, or of the last training stage that has one."
     name = name or cfg.preset
     if stage: return find_run(cfg.output_root, name, stage)[0]
-    for s in reversed(training_stages()):
+    for s in reversed(training_stages(cfg)):
         if read_manifest(run_dir(cfg.output_root, name, s.name)): return run_dir(cfg.output_root, name, s.name)
-    names = ', '.join(s.name for s in training_stages())
+    names = ', '.join(s.name for s in training_stages(cfg))
     raise FileNotFoundError(f'no finished run of {names} under {Path(cfg.output_root) / name}; train one first (tinytrainer sft)')
 
 def cmd_merge(a):
@@ -189,7 +192,7 @@ def main(argv=None) -> int:
     "Entry point of the `tinytrainer` command."
     a = parse(argv)
     try: return COMMANDS.get(a.command, cmd_stage)(a)
-    except (ConfigError, DataError, RunConflict, RunNameError, MergeError, CheckpointError, NonFiniteLoss, ProbeError, FileNotFoundError, FileExistsError, PermissionError) as e:
+    except (ConfigError, DataError, RunConflict, RunNameError, MergeError, CheckpointError, NonFiniteLoss, ProbeError, TooFewPairs, FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -142,13 +142,16 @@ class PreferenceConfig:
 
 @dataclass
 class DPOConfig(SFTConfig):
-    "Stage 5: direct preference optimisation of a new adapter on top of the stack."
+    "Stage 5: direct preference optimisation of an adapter on top of the stack, in one round or more."
     loss: Literal['sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo'] = _f('sigmoid', 'preference loss')
     beta: float = _f(0.1, 'strength of the pull towards the reference', gt=0.0)
     label_smoothing: float = _f(0.0, 'label noise for cdpo/rdpo', min=0.0, max=0.49)
     nll_weight: float = _f(0.0, "weight of the chosen response's per-token NLL added to the loss (RPO; 0: off)", min=0.0)
     pairs: Literal['both', 'sampled', 'own'] = _f('both', "the pairs DPO trains on: the preference stage's ('sampled'), "
                                                   "your own (curate.data.pairs: 'own'), or both")
+    rounds: int = _f(1, 'rounds of preference sampling + DPO; each samples fresh prompts from the stack the round before '
+                        'trained and continues its adapter, against that stack as reference', min=1)
+    min_pairs: int = _f(16, 'fewest training pairs a round trains on (fewer: a named error before training)', min=1)
 
 @dataclass
 class EvalConfig:
@@ -356,11 +359,11 @@ def _demo():
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=240, heldout_prompts=80, k=4, max_new_tokens=64, pairs_per_prompt=3,
+                  preference=PreferenceConfig(n_prompts=120, heldout_prompts=60, k=4, max_new_tokens=64, pairs_per_prompt=3,
                                                reference_fallback=False),
-                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=40, lr=1e-4, tokens_per_step=1024,
-                                                                              micro_batch_tokens=1024, eval_every=40, sample_every=20,
-                                                                              save_every=20), nll_weight=2.0),
+                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=20, lr=1e-4, tokens_per_step=1024,
+                                                                              micro_batch_tokens=1024, eval_every=20, sample_every=20,
+                                                                              save_every=20), nll_weight=2.0, rounds=2),
                   eval=EvalConfig(n_problems=150, max_new_tokens=64, batch_size=40))
 
 def _tiny():
@@ -376,7 +379,7 @@ def _tiny():
                   curate=CurateConfig(data), sft=SFTConfig(LoraSpec(r=8, alpha=16), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(r=8, alpha=16), QuantSpec(), copy.deepcopy(train)),
                   preference=PreferenceConfig(n_prompts=12, heldout_prompts=6, k=2, max_new_tokens=16, batch_size=8, reference_fallback=True),
-                  dpo=DPOConfig(LoraSpec(r=8, alpha=16), QuantSpec(), copy.deepcopy(train)),
+                  dpo=DPOConfig(LoraSpec(r=8, alpha=16), QuantSpec(), copy.deepcopy(train), min_pairs=1),
                   eval=EvalConfig(n_problems=8, max_new_tokens=16))
 
 # small instruct models that can show a gain on GSM8K where TinyLlama (about 0%) cannot; Apache-2.0, ChatML templates

@@ -12,7 +12,7 @@ from .dryrun import data_tokens, time_line, training_hours
 from .curate import PAIRS, STAGE as CURATE, load_curated
 from .model import activate_stack, active_adapters
 from .preference import load_pairs
-from .runs import Kernel, Stage, atomic_write, read_json
+from .runs import Kernel, Stage, atomic_write, read_json, read_manifest
 from .live import progress_bar
 from .stage import run_stage
 from .tokenization import IGNORE, encode_prompts, eos_id, make_rows, render_prompt
@@ -21,8 +21,8 @@ from .train import collate, label_positions, lm_forward, use_packed_attention
 
 # %% auto #0
 __all__ = ['LOSSES', 'METRICS', 'STAGE', 'preference_loss', 'no_dropout', 'sequence_logps', 'dpo_loss_fn', 'tokenize_pairs',
-           'pair_logps', 'reference_logps', 'own_pairs', 'dpo_pairs', 'dpo_examples', 'dpo_objective', 'dpo_plan',
-           'run_dpo']
+           'pair_logps', 'reference_logps', 'own_pairs', 'dpo_pairs', 'TooFewPairs', 'too_few_pairs', 'check_pairs',
+           'dpo_examples', 'dpo_objective', 'dpo_plan', 'run_dpo']
 
 # %% ../nbs/45_dpo.ipynb #bfe76f44
 LOSSES = ('sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo')
@@ -113,17 +113,18 @@ def tokenize_pairs(pairs: list[dict], tokenizer, fmt: str, max_len: int) -> tupl
     return out, counts
 
 # %% ../nbs/45_dpo.ipynb #b442148d
-def _without_dpo(model):
-    "A context with the `dpo` adapter switched off (the rest of the stack stays on), restoring it after."
+def _without(model, name: str | None):
+    "A context with adapter `name` switched off (the rest of the stack stays on; None: nothing off), restoring it after."
     @contextlib.contextmanager
     def ctx():
         names = active_adapters(model)
-        rest = [n for n in names if n != 'dpo']
+        rest = [n for n in names if n != name]
+        if rest == names: yield; return   # nothing to switch off: the model as it is
         try:
             if rest: activate_stack(model, rest); yield
             else:
                 with model.disable_adapter(): yield
-        finally: activate_stack(model, names, trainable='dpo' if 'dpo' in names else None)
+        finally: activate_stack(model, names, trainable=name if name in names else None)
     return ctx()
 
 def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device, autocast=contextlib.nullcontext,
@@ -143,14 +144,15 @@ def pair_logps(model, examples: list[dict], capacity: int, pad_id: int, device, 
     model.train(was)
     return out
 
-def reference_logps(acc, model, examples: list[dict], run_dir, capacity: int, pad_id: int) -> dict:
-    "The reference log-probs of every example: read from `reference.json`, or computed (sharded across ranks) and saved."
+def reference_logps(acc, model, examples: list[dict], run_dir, capacity: int, pad_id: int, leave_out: str | None = 'dpo') -> dict:
+    """The reference log-probs of every example: read from `reference.json`, or computed (sharded across ranks) and
+    saved; with adapter `leave_out` switched off (a new adapter: the stack below it; None: the model as it starts)."""
     run_dir = Path(run_dir)
     path = run_dir / 'reference.json'
     if path.exists(): return read_json(path)
     part = run_dir / 'reference' / f'rank-{acc.process_index}.json'
     part.parent.mkdir(parents=True, exist_ok=True)
-    with _without_dpo(acc.unwrap_model(model)):
+    with _without(acc.unwrap_model(model), leave_out):
         mine = pair_logps(acc.unwrap_model(model), examples[acc.process_index::acc.num_processes], capacity, pad_id, acc.device,
                           autocast=acc.autocast,   # the precision of the policy's training forward
                           desc='dpo: reference log-probs' if acc.is_main_process else None)
@@ -171,22 +173,39 @@ def own_pairs(curate_dir) -> list[dict]:
                  history=json.loads(r['history']) if r['history'] else None)
             for split in ('train', 'heldout') for i, r in enumerate(data[f'{PAIRS}_{split}'])]
 
-def dpo_pairs(cfg: Config, data_dir, run_dir) -> list[dict]:
-    "The pairs `dpo.pairs` asks for: the preference run's (in `data_dir`), your own (curated with this run), or both."
+def dpo_pairs(cfg: Config, data_dir, curate_dir, round: int = 1) -> list[dict]:
+    """The pairs `dpo.pairs` asks for: the preference run's (in `data_dir`), your own (in `curate_dir`), or both.
+    Your own pairs join the first round only: the later ones train on pairs sampled from the stack as it is then."""
     sampled = load_pairs(data_dir) if cfg.dpo.pairs != 'own' else []
-    own = cfg.dpo.pairs != 'sampled' and cfg.curate.data.pairs
-    return sampled + (own_pairs(Path(run_dir).parent / CURATE.name) if own else [])
+    own = cfg.dpo.pairs != 'sampled' and cfg.curate.data.pairs and round == 1
+    return sampled + (own_pairs(curate_dir) if own else [])
+
+class TooFewPairs(ValueError):
+    "A DPO round has fewer training pairs than `dpo.min_pairs`; the message says which settings give more."
+
+def too_few_pairs(stage: Stage, cfg: Config, n: int, where) -> TooFewPairs:
+    return TooFewPairs(f'{stage.name}: {n} training pairs in {where}, fewer than dpo.min_pairs ({cfg.dpo.min_pairs}). For more, '
+                       'raise preference.n_prompts (or preference.k, preference.pairs_per_prompt), set preference.reference_fallback, '
+                       'or add your own pairs (curate.data.pairs); or lower dpo.min_pairs'
+                       + (' or dpo.rounds (a later round samples from a stack that gets more answers right)' if stage.round > 1 else ''))
+
+def check_pairs(stage: Stage, cfg: Config, curate_dir):
+    "The DPO stage's `check`: once its preference run is finished, at least `dpo.min_pairs` training pairs (else `TooFewPairs`)."
+    pref = Path(curate_dir).parent / stage.data_from
+    if read_manifest(pref) is None: return   # not sampled yet: the stage checks again when it runs
+    n = sum(p['split'] == 'train' for p in dpo_pairs(cfg, pref, curate_dir, stage.round))
+    if n < cfg.dpo.min_pairs: raise too_few_pairs(stage, cfg, n, pref)
 
 def dpo_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) -> dict:
     "Training data of the DPO stage: the pairs of `dpo.pairs` with their reference log-probs."
-    pairs = dpo_pairs(cfg, data_dir, run_dir)
+    pairs = dpo_pairs(cfg, data_dir, Path(run_dir).parent / CURATE.name, stage.round)
     fmt, max_len, cap = cfg.model.prompt_format, cfg.model.max_len, cfg.dpo.train.micro_batch_tokens
     train, counts = tokenize_pairs([p for p in pairs if p['split'] == 'train'], tok, fmt, max_len)
     held, _ = tokenize_pairs([p for p in pairs if p['split'] == 'heldout'], tok, fmt, max_len)
-    if not train: raise ValueError(f'{data_dir}: no training pairs (dpo.pairs={cfg.dpo.pairs!r}); sample more prompts '
-                                   '(preference.n_prompts), allow preference.reference_fallback, or add your own (curate.data.pairs)')
+    if len(train) < cfg.dpo.min_pairs: raise too_few_pairs(stage, cfg, len(train), f'{data_dir} (after tokenization)')
     no_dropout(acc.unwrap_model(model))   # the policy as DPO trains it, before its reference is taken
-    ref = reference_logps(acc, model, train + held, run_dir, cap, tok.pad_token_id)
+    # the reference is the policy as this round starts: the stack below a new adapter, or all of it in a later round
+    ref = reference_logps(acc, model, train + held, run_dir, cap, tok.pad_token_id, leave_out=None if stage.continues else stage.name)
     for e in train + held: e['ref'] = ref[e['key']]
     prompts = [p['prompt'] for p in pairs if p['split'] == 'heldout'][:3] or [p['prompt'] for p in pairs][:3]
     return dict(train=train, heldout=held, prompts=prompts, counts=counts)
@@ -200,17 +219,17 @@ def dpo_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     d, pc = cfg.dpo, cfg.preference
     steps = f'{d.train.max_steps} steps' if d.train.max_steps else f'{d.train.epochs:g} epochs'
     nll = f', NLL weight {d.nll_weight:g}' if d.nll_weight else ''
-    records, tokens, _ = data_tokens(cfg, stage.data_from)
+    records, tokens, _ = data_tokens(cfg, 'preference')   # the curated mixture the pairs' prompts come from
     per_pair = 2 * (tokens / max(1, records) + pc.max_new_tokens)      # chosen and rejected, each prompt + response
     pairs = pc.n_prompts * pc.pairs_per_prompt
     n_steps = d.train.max_steps or math.ceil(pairs * per_pair * d.train.epochs / d.train.tokens_per_step)
     hours = training_hours(cfg, n_steps * d.train.tokens_per_step, forward_tokens=int((pairs + pc.heldout_prompts) * per_pair))
-    return (f'dpo: loss {d.loss} (beta {d.beta}{nll}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
+    return (f'{stage.name}: loss {d.loss} (beta {d.beta}{nll}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
             f'{pairs} pairs, reference log-probs first\n' + time_line(hours))
 
 STAGE = Stage('dpo', after='preference', trains=True, runner=run_stage, examples=dpo_examples, objective=dpo_objective,
-              data_from='preference', parallel=True, plan=dpo_plan,
-              help='stage 5: a DPO adapter on the frozen stack, trained on the preference pairs',
+              data_from='preference', parallel=True, plan=dpo_plan, check=check_pairs, per_round=True,
+              help='stage 5: a DPO adapter on the frozen stack, trained on the preference pairs (round 2 and on: --round)',
               kernel=Kernel('TinyTrainer 5 DPO', '45_dpo.ipynb', gpu=True, what='direct preference optimisation on those pairs'))
 
 def run_dpo(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,

@@ -28,7 +28,7 @@ from .train import eval_loss, read_metrics
 # %% auto #0
 __all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'STAGE', 'eval_problems', 'trained_runs', 'stage_models', 'heldout_loss',
            'is_math_set', 'set_scores', 'evaluate_model', 'evaluate_folder', 'use_adapters', 'load_models',
-           'eval_settings', 'heldout_pairs', 'stage_info', 'run_eval', 'eval_plan']
+           'eval_settings', 'heldout_pairs', 'stage_chain', 'stage_info', 'run_eval', 'eval_plan']
 
 # %% ../nbs/46_eval.ipynb #63b8fac8
 CHECKABLE = ('number', 'label')
@@ -45,18 +45,20 @@ def eval_problems(cfg: Config, data) -> list[dict]:
     return out
 
 # %% ../nbs/46_eval.ipynb #f4c7488b
-def trained_runs(root, name: str) -> list[tuple[str, dict]]:
-    "(stage, manifest) of every finished run under `root/name` that trained an adapter, shallowest stack first."
+def trained_runs(root, name: str, rounds: int | None = None) -> list[tuple[str, dict]]:
+    """(stage, manifest) of every finished run under `root/name` that trained an adapter (of rounds up to `rounds`),
+    shallowest stack first, and of one depth (DPO's rounds) the last round last."""
     folder, out = Path(root) / name, []
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         man = read_manifest(path) if path.is_dir() else None
-        if man and man.get('adapters') and man['adapters'][-1]['name'] == path.name: out.append((path.name, man))
-    return sorted(out, key=lambda sm: len(sm[1]['adapters']))
+        if man and man.get('adapters') and man['adapters'][-1]['name'] == path.name and man.get('round', 1) <= (rounds or 10**9):
+            out.append((path.name, man))
+    return sorted(out, key=lambda sm: (len(sm[1]['adapters']), sm[1].get('round', 1)))
 
 def stage_models(cfg: Config, name: str) -> list[dict]:
     "The models to evaluate: the base, then the base with each prefix of the deepest finished stack."
     root = cfg.output_root
-    finished = trained_runs(root, name)
+    finished = trained_runs(root, name, cfg.dpo.rounds)
     models = [dict(label='base', stage='base', adapters=[])]
     if not finished: return models
     top, man = finished[-1]
@@ -167,23 +169,30 @@ def heldout_pairs(metrics: list[dict]) -> dict:
     return dict(pairs_step=(rows[0]['step'], rows[-1]['step']), reward_accuracy=both('eval_reward_accuracy'),
                 logp_chosen=both('eval_logp_chosen'), logp_rejected=both('eval_logp_rejected'))
 
+def stage_chain(run) -> list[Path]:
+    """The run folders the finished run `run` was built from, first to last, `run` included: each manifest's input
+    that is a stage run next to it (not the curated data, not the files it read)."""
+    chain, path = [], Path(run)
+    while path is not None and (man := read_manifest(path)) is not None:
+        chain.insert(0, path)
+        ups = [k for k in man.get('inputs', {}) if k != 'curate' and not k.endswith('_files') and (path.parent / k).is_dir()]
+        path = path.parent / ups[0] if ups else None
+    return chain
+
 def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
-    "Each stage of the run (curate, each evaluated stage, and preference data when there): wall time, steps, last losses, run directory."
+    """Each stage the last model was built through, in order (curate, the training stages, preference data and
+    every round): wall time, steps, last losses, DPO's held-out pairs, run directory."""
     cur = run_dir(cfg.output_root, name, 'curate')
     rep = read_json(cur / 'report.json') if (cur / 'report.json').exists() else {}
     out = [dict(stage='curate', wall_s=rep.get('seconds'))]
-    for m in models[1:]:
-        man, metrics = read_manifest(m['run']) or {}, read_metrics(Path(m['run']) / 'metrics.jsonl')
+    for path in stage_chain(models[-1]['run']) if len(models) > 1 else []:
+        man, metrics = read_manifest(path), read_metrics(path / 'metrics.jsonl')
+        if not (man.get('adapters') and man['adapters'][-1]['name'] == path.name):   # no adapter of its own (preference)
+            out.append(dict(stage=path.name, wall_s=man.get('wall_s'))); continue
         last = lambda k: next((x[k] for x in reversed(metrics) if k in x), None)
-        out.append(dict(stage=m['stage'], wall_s=man.get('wall_s'), steps=(man.get('result') or {}).get('step'),
-                        train_loss=last('loss'), eval_loss=last('eval_loss'), run=m['run'], fingerprint=m['fingerprint'],
+        out.append(dict(stage=path.name, wall_s=man.get('wall_s'), steps=(man.get('result') or {}).get('step'),
+                        train_loss=last('loss'), eval_loss=last('eval_loss'), run=str(path), fingerprint=man['fingerprint'],
                         **heldout_pairs(metrics)))
-    used = {m['stage'] for m in models}
-    for path in sorted((Path(cfg.output_root) / name).iterdir()):   # stages on a stack without a model of their own (preference)
-        man = read_manifest(path) if path.is_dir() and path.name not in used else None
-        if not man or man.get('stage') != path.name or not man.get('adapters'): continue
-        at = next((i for i, s in enumerate(out) if path.name in (read_manifest(s.get('run', '')) or {}).get('inputs', {})), len(out))
-        out.insert(at, dict(stage=path.name, wall_s=man.get('wall_s')))
     return out
 
 def _stale(path, cfg: Config) -> bool:

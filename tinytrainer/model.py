@@ -257,14 +257,16 @@ def save_adapter(peft_model, name: str, path) -> Path:
             (tmp / name).rmdir()
     return path
 
-def load_stack(base, stack, gradient_checkpointing=None):
-    "A PeftModel with the saved adapters `stack` = [(name, path), ...] loaded in order, all active and frozen."
+def load_stack(base, stack, gradient_checkpointing=None, trainable: str | None = None):
+    """A PeftModel with the saved adapters `stack` = [(name, path), ...] loaded in order, all active and frozen,
+    except `trainable` (a name in `stack`): it is loaded to be trained on (a DPO round continues the last one's)."""
     from peft import PeftModel
     stack = [(name, Path(path)) for name, path in stack]
     if not stack: raise ValueError('load_stack needs at least one (name, path)')
+    if trainable is not None and trainable not in dict(stack): raise ValueError(f'trainable adapter {trainable!r} is not in the stack')
     _prepare_base(base, gradient_checkpointing)
     (first, first_path), *rest = stack
-    peft_model = PeftModel.from_pretrained(base, first_path, adapter_name=first, is_trainable=False)
-    for name, path in rest: peft_model.load_adapter(path, adapter_name=name, is_trainable=False)
+    peft_model = PeftModel.from_pretrained(base, first_path, adapter_name=first, is_trainable=first == trainable)
+    for name, path in rest: peft_model.load_adapter(path, adapter_name=name, is_trainable=name == trainable)
     _lora_to_fp32(peft_model)
-    return activate_stack(peft_model, [name for name, _ in stack])
+    return activate_stack(peft_model, [name for name, _ in stack], trainable=trainable)

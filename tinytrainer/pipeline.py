@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 from . import cot, curate, dpo, eval, preference, sft
-from .config import Config
-from .runs import RunConflict, Stage, read_manifest, run_dir, set_aside
+from .config import Config, ConfigError
+from .runs import RunConflict, Stage, in_rounds, read_manifest, run_dir, set_aside
 
 
 # %% auto #0
-__all__ = ['STAGES', 'stage', 'add_stage', 'remove_stage', 'training_stages', 'budget_min', 'run_pipeline', 'pipeline_plan']
+__all__ = ['STAGES', 'stage', 'add_stage', 'remove_stage', 'pipeline_stages', 'stage_in_round', 'training_stages', 'budget_min',
+           'run_pipeline', 'pipeline_plan']
 
 # %% ../nbs/48_pipeline.ipynb #1756bcbe
 STAGES: list[Stage] = [curate.STAGE, sft.STAGE, cot.STAGE, preference.STAGE, dpo.STAGE, eval.STAGE]
@@ -32,7 +33,22 @@ def add_stage(new: Stage, before: str | None = None) -> Stage:
 
 def remove_stage(name: str): STAGES.remove(stage(name))
 
-def training_stages() -> list[Stage]: return [s for s in STAGES if s.trains]
+def pipeline_stages(cfg: Config) -> list[Stage]:
+    "The stages a run of `cfg` goes through: `STAGES`, with the per-round ones (preference, dpo) once per round of `dpo.rounds`."
+    return in_rounds(STAGES, cfg.dpo.rounds)
+
+def stage_in_round(name: str, round: int, cfg: Config) -> Stage:
+    "Round `round` of stage `name` (round 1: the stage itself), or a clear error."
+    st = stage(name)
+    if round == 1: return st
+    if not st.per_round: raise ConfigError(f"{name} has no rounds (the stages with rounds: {', '.join(s.name for s in STAGES if s.per_round)})")
+    if not 1 <= round <= cfg.dpo.rounds:
+        raise ConfigError(f'{name} --round {round}: expected 1 to {cfg.dpo.rounds} (dpo.rounds; raise it with --set dpo.rounds={max(round, 2)})')
+    return next(s for s in pipeline_stages(cfg) if s.kind == name and s.round == round)
+
+def training_stages(cfg: Config | None = None) -> list[Stage]:
+    "The stages that train an adapter: of `STAGES`, or with `cfg`, of every round of its run."
+    return [s for s in (pipeline_stages(cfg) if cfg else STAGES) if s.trains]
 
 
 # %% ../nbs/48_pipeline.ipynb #6d171447
@@ -45,8 +61,8 @@ def run_pipeline(cfg: Config, name: str | None = None, force: bool = False, num_
                  live: bool | None = None, stages=None) -> Path | None:
     "Run every stage (or those named in `stages`) in order; returns the last stage's run, or None when a stage stopped early."
     name, t0, times = name or cfg.preset, time.time(), {}
-    todo = [s for s in STAGES if stages is None or s.name in stages]
-    left = sum(budget_min(cfg, s.name) for s in todo)
+    todo = [s for s in pipeline_stages(cfg) if stages is None or s.section in stages]
+    left = sum(budget_min(cfg, s.section) for s in todo)
     for i, st in enumerate(todo):
         print(f"\n== stage {i + 1}/{len(todo)}: {st.name} ({name}) == {time.time() - t0:.0f} s so far"
               + (f'; stage budgets left: {left:.0f} min' if left else ''), flush=True)
@@ -57,11 +73,14 @@ def run_pipeline(cfg: Config, name: str | None = None, force: bool = False, num_
             print(f'{st.name}: the config changed; the previous finished run is kept in {set_aside(e.path)}')
             path = st.run(cfg, name=name, force=force, num_processes=num_processes, live=live)
         times[st.name] = time.time() - ts
-        left -= budget_min(cfg, st.name)
+        left -= budget_min(cfg, st.section)
         print(f'{st.name}: {times[st.name]:.0f} s', flush=True)
         if read_manifest(path) is None:
             print(f'\n{st.name} stopped before the end (time budget). Run the same command again to resume it.')
             return None
+        if st is curate.STAGE:   # what the data decides is checked now, before any stage trains
+            for later in todo[i + 1:]:
+                if later.check: later.check(later, cfg, path)
     print('\n' + ' | '.join(f'{s} {t:.0f} s' for s, t in times.items()) + f' | total {time.time() - t0:.0f} s')
     if todo and (path / 'report.md').exists(): print(f'report: {path / "report.md"}')
     return path
@@ -74,11 +93,11 @@ def pipeline_plan(cfg: Config, name: str | None = None) -> str:
     cur = run_dir(cfg.output_root, name, 'curate')
     cur = cur if read_manifest(cur) else None
     lines = [f'Plan of `tinytrainer run --preset {cfg.preset}` (run name {name}, model {cfg.model.name}):', '']
-    for i, st in enumerate(STAGES, 1):
+    for i, st in enumerate(pipeline_stages(cfg), 1):
         text = st.plan(st, cfg, cur) if st.plan else f'{st.name}: {st.help}'
         first, *rest = text.splitlines()
         lines += [f'{i}. {first}'] + ['   ' + l for l in rest]
-    budgets = {s.name: budget_min(cfg, s.name) for s in STAGES}
+    budgets = {s.name: budget_min(cfg, s.section) for s in pipeline_stages(cfg)}
     if any(budgets.values()):
         lines += ['', 'Time budgets: ' + ', '.join(f'{s} {b:g} min' for s, b in budgets.items() if b)]
     return '\n'.join(lines)

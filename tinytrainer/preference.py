@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from .config import Config, PreferenceConfig, from_dict, to_dict
+from .rules import ConfigError, prompts_needed, too_few_prompts
 from .curate import LM_MIXES, load_curated, norm
 from .dryrun import generation_hours, time_line
 from .answers import extract_answer, is_correct
@@ -23,9 +24,9 @@ from .stage import RUN_FORMAT, follow_run, stage_inputs
 from .train import fault, keep_records, read_metrics
 
 # %% auto #0
-__all__ = ['STAGE', 'exact_match_scorer', 'load_scorer', 'preference_prompts', 'read_samples', 'answers', 'sample_worker',
-           'pairs_of', 'build_pairs', 'hygiene', 'report_markdown', 'plot_scores', 'run_preference', 'preference_plan',
-           'load_pairs']
+__all__ = ['STAGE', 'exact_match_scorer', 'load_scorer', 'preference_prompts', 'check_prompts', 'read_samples', 'answers',
+           'sample_worker', 'pairs_of', 'build_pairs', 'hygiene', 'report_markdown', 'plot_scores', 'run_preference',
+           'preference_plan', 'load_pairs']
 
 # %% ../nbs/44_preference.ipynb #a5dce42f
 def exact_match_scorer(problem: dict, response) -> float:
@@ -43,15 +44,26 @@ def load_scorer(spec: str):
     except (ImportError, AttributeError) as e: raise ValueError(f'preference.scorer {spec!r}: {e}') from None
 
 # %% ../nbs/44_preference.ipynb #9b7556eb
-def preference_prompts(pc: PreferenceConfig, records) -> list[dict]:
-    "The prompts to sample: dicts with id, split ('train' or 'heldout'), prompt, answer, answer_type, reference."
-    recs = list(records)
+def preference_prompts(pc: PreferenceConfig, records, round: int = 1) -> list[dict]:
+    """The prompts round `round` samples: dicts with id (the record's place in the split), split ('train' or
+    'heldout'), prompt, answer, answer_type, reference. Round r takes the r-th `n_prompts + heldout_prompts` records."""
+    recs, per = list(records), pc.n_prompts + pc.heldout_prompts
     if not recs: raise ValueError('the curated preference split is empty: add sources to curate.data.preference')
+    first = (round - 1) * per
+    if round > 1 and len(recs) < first + per:
+        raise ValueError(f'preference round {round}: needs records {first}..{first + per - 1} of the curated preference split, '
+                         f'which has {len(recs)}; raise the caps of curate.data.preference or lower dpo.rounds')
     out = []
-    for i, r in enumerate(recs[:pc.n_prompts + pc.heldout_prompts]):
-        out.append(dict(id=i, split='train' if i < pc.n_prompts else 'heldout', prompt=r['prompt'], answer=r['answer'],
+    for i, r in enumerate(recs[first:first + per]):
+        out.append(dict(id=first + i, split='train' if i < pc.n_prompts else 'heldout', prompt=r['prompt'], answer=r['answer'],
                         answer_type=r['answer_type'], reference=r['completion']))
     return out
+
+def check_prompts(stage: Stage, cfg: Config, curate_dir):
+    "Before any stage trains: the curated preference split holds the prompts of every round (a named error if not)."
+    have = len(load_curated(curate_dir)['preference'])
+    if cfg.dpo.rounds > 1 and have < prompts_needed(cfg):
+        raise ConfigError(too_few_prompts(cfg, have, f'the curated preference split ({curate_dir}) has'))
 
 # %% ../nbs/44_preference.ipynb #52e0af58
 def read_samples(run_dir) -> dict:
@@ -68,8 +80,8 @@ def answers(model, tok, prompts: list[str], cfg: Config, seed: int) -> list[list
                     temperature=pc.temperature, top_p=pc.top_p, num_return_sequences=pc.k, batch_size=len(prompts) * pc.k,
                     seed=seed, greedy_first=pc.greedy)
 
-def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool):
-    "One sampling process: its share of the prompts, K samples each, scored and appended as they come."
+def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: bool, rnd: int = 1):
+    "One sampling process: its share of round `rnd`'s prompts, K samples each, scored and appended as they come."
     import torch
     cfg, run_dir = from_dict(Config, cfg_d), Path(run_dir)
     pc, rank, world = cfg.preference, int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
@@ -81,7 +93,7 @@ def sample_worker(cfg_d: dict, run_dir: str, data_dir: str, stack: list, echo: b
     if stack and not is_kbit(model): model = merge_model(model)
     model.eval()
     scorer = load_scorer(pc.scorer)
-    prompts = preference_prompts(pc, load_curated(data_dir)['preference'])
+    prompts = preference_prompts(pc, load_curated(data_dir)['preference'], rnd)
     out = run_dir / 'samples' / f'rank-{rank}.jsonl'
     out.parent.mkdir(parents=True, exist_ok=True); keep_records(out)
     done = set(read_samples(run_dir))
@@ -185,7 +197,7 @@ def hygiene(pairs: list[dict], data) -> dict:
 # %% ../nbs/44_preference.ipynb #cb15a66f
 def report_markdown(name: str, rep: dict) -> str:
     why = ', '.join(f'{k}: {v}' for k, v in rep['prompts_without_pairs'].items()) or '-'
-    return '\n'.join([f'# Preference data: {name}', '',
+    return '\n'.join([f'# Preference data: {name}' + (f", round {rep['round']}" if rep.get('round', 1) > 1 else ''), '',
         f"Made {rep['samples']} responses for {rep['prompts']} prompts ({rep['k']} each, temperature {rep['temperature']}"
         + ("; one of them the greedy answer" if 'greedy_accuracy' in rep else '') + ').', '',
         '| figure | value |', '|---|---:|',
@@ -212,44 +224,46 @@ def plot_scores(samples: dict, k: int, path):
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 def run_preference(cfg: Config, name: str | None = None, force: bool = False, num_processes: int | None = None,
-                   live: bool | None = None) -> Path:
-    "Stage 4: sample, score and pair on the CoT run's stack; returns the run directory (reused when finished)."
-    name, t0 = name or cfg.preset, time.time()
-    follower, data_dir, stack, inputs = stage_inputs(cfg, STAGE, name)
-    fp = fingerprint('preference', RUN_FORMAT, to_dict(cfg.model), shaping(to_dict(cfg.preference)), inputs)
+                   live: bool | None = None, stage: Stage | None = None) -> Path:
+    """Stage 4: sample, score and pair on the stack of the run before (CoT's; in round r > 1, round r - 1's DPO);
+    returns the run directory (reused when finished). `stage`: the round's stage (default: round 1's)."""
+    st, name, t0 = stage or STAGE, name or cfg.preset, time.time()
+    follower, data_dir, stack, inputs = stage_inputs(cfg, st, name)
+    fp = fingerprint(st.name, RUN_FORMAT, to_dict(cfg.model), shaping(to_dict(cfg.preference)), inputs)
+    work_args = lambda path, echo: (to_dict(cfg), str(path), str(data_dir), stack, echo, st.round)
     if follower:   # under accelerate launch: sample this rank's share in the run rank 0 prepares
-        return follow_run(cfg.output_root, name, 'preference', fp,
-                          lambda path: sample_worker(to_dict(cfg), str(path), str(data_dir), stack, False))
+        return follow_run(cfg.output_root, name, st.name, fp, lambda path: sample_worker(*work_args(path, False)))
+    check_prompts(st, cfg, data_dir)
     def work(path, status):
         for f in (path / 'samples').glob('status-*.json'): f.unlink()
-        launch(sample_worker, (to_dict(cfg), str(path), str(data_dir), stack, True), num_processes)
+        launch(sample_worker, work_args(path, True), num_processes)
         pc, data = cfg.preference, load_curated(data_dir)
-        samples, wanted = read_samples(path), preference_prompts(pc, data['preference'])
+        samples, wanted = read_samples(path), preference_prompts(pc, data['preference'], st.round)
         if len(samples) < len(wanted):
-            print(f'preference: {len(samples)}/{len(wanted)} prompts sampled when the time budget ended; run again to continue')
+            print(f'{st.name}: {len(samples)}/{len(wanted)} prompts sampled when the time budget ended; run again to continue')
             return
         pairs, rep = build_pairs(samples, pc)
-        rep.update(k=pc.k, temperature=pc.temperature, hygiene=hygiene(pairs, data), seconds=round(time.time() - t0, 1))
+        rep.update(k=pc.k, temperature=pc.temperature, hygiene=hygiene(pairs, data), seconds=round(time.time() - t0, 1), round=st.round)
         atomic_write(path / 'pairs.jsonl', ''.join(json.dumps(p) + '\n' for p in pairs))
         write_json(path / 'report.json', rep)
         plot_scores(samples, pc.k, path / 'scores.png')
         atomic_write(path / 'report.md', report_markdown(name, rep) + '\n![right samples per prompt](scores.png)\n')
-        finish_run(path, 'preference', fp, to_dict(cfg), inputs=inputs, adapters=stack, base_model=cfg.model.name,
+        finish_run(path, st.name, fp, to_dict(cfg), inputs=inputs, adapters=stack, base_model=cfg.model.name,
                    files=['samples', 'pairs.jsonl', 'report.json', 'report.md', 'scores.png'], result=rep,
-                   wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset)
-        print(f"preference: {rep['pairs']} pairs, pass@{pc.k} {100 * rep['pass_at_k']:.0f}% -> {path} ({time.time() - t0:.0f} s)")
-    return run_once(cfg.output_root, name, 'preference', fp, work, force=force, resumable=True)
+                   wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset, round=st.round)
+        print(f"{st.name}: {rep['pairs']} pairs, pass@{pc.k} {100 * rep['pass_at_k']:.0f}% -> {path} ({time.time() - t0:.0f} s)")
+    return run_once(cfg.output_root, name, st.name, fp, work, force=force, resumable=True)
 
 def preference_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     "What the preference stage will sample, without loading weights."
     pc = cfg.preference
     n = (pc.n_prompts + pc.heldout_prompts) * pc.k
-    hours = generation_hours(cfg, n, pc.max_new_tokens, pc.batch_size, getattr(cfg, stage.after).quant.bits)
-    return (f'preference: {pc.n_prompts} + {pc.heldout_prompts} held-out prompts x {pc.k} samples, at most '
+    hours = generation_hours(cfg, n, pc.max_new_tokens, pc.batch_size, cfg.cot.quant.bits)   # the quantization the sampler loads the base with
+    return (f'{stage.name}: {pc.n_prompts} + {pc.heldout_prompts} held-out prompts x {pc.k} samples, at most '
             f'{n * pc.max_new_tokens:,} new tokens, scorer {pc.scorer}\n' + time_line(hours))
 
-STAGE = Stage('preference', after='cot', trains=False, runner=lambda st, cfg, **kw: run_preference(cfg, **kw),
-              parallel=True, plan=preference_plan, help='stage 4: preference pairs sampled from the CoT stack and scored',
+STAGE = Stage('preference', after='cot', trains=False, runner=lambda st, cfg, **kw: run_preference(cfg, stage=st, **kw),
+              parallel=True, plan=preference_plan, check=check_prompts, per_round=True, help='stage 4: preference pairs sampled from the CoT stack and scored',
               kernel=Kernel('TinyTrainer 4 preference', '44_preference.ipynb', gpu=True,
                             what='preference pairs: sample several answers per prompt, score them, keep chosen and rejected'))
 

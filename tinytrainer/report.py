@@ -145,6 +145,10 @@ def pairs_lines(stages: list[dict]) -> list[str]:
         if lc: text += f'; log-prob of the chosen answer {lc[0]:.2f} → {lc[1]:.2f} ({moved(*lc)})'
         if lr: text += f'; of the rejected one {lr[0]:.2f} → {lr[1]:.2f} ({moved(*lr)})'
         out += [text + ' (log-probs: sums over the answer, means over the pairs).', '']
+    rounds = [s['logp_chosen'] for s in stages if s.get('reward_accuracy') and s.get('logp_chosen')]
+    if len(rounds) > 1:   # each round has pairs of its own: the run's change is the mean of the rounds' changes
+        mean = sum(b - a for a, b in rounds) / len(rounds)
+        out += [f'Over the {len(rounds)} rounds the log-prob of the chosen answer {moved(0, mean)}: {mean:+.2f} per round on average.', '']
     return out
 
 def _answer(label: str, r: dict) -> str:

@@ -27,7 +27,7 @@ def trained_sections(cfg) -> list[str]:
 
 # %% auto #0
 __all__ = ['ConfigError', 'mixtures', 'trained_sections', 'check_mixtures', 'most_records', 'check_heldout', 'check_steps',
-           'check_rows', 'check_scorer', 'check_rules']
+           'prompts_needed', 'too_few_prompts', 'check_rounds', 'check_rows', 'check_scorer', 'check_rules']
 
 # %% ../nbs/02_rules.ipynb #f5598aaf
 def check_mixtures(cfg: Config):
@@ -78,6 +78,28 @@ def check_steps(cfg: Config):
             raise ConfigError(f"{stage}.train.epochs: {t.epochs!r} of an epoch of at most {n} {what} is less than one "
                               f"optimizer step; use at least {1 / n:.3g} or set {stage}.train.max_steps")
 
+# %% ../nbs/02_rules.ipynb #fecf55cf
+def prompts_needed(cfg: Config) -> int:
+    "Preference prompts that every round of `dpo.rounds` takes together."
+    return cfg.dpo.rounds * (cfg.preference.n_prompts + cfg.preference.heldout_prompts)
+
+def too_few_prompts(cfg: Config, have: int, what: str) -> str:
+    "The message for `have` preference prompts (`what`: where they were counted) when the rounds need more."
+    pc = cfg.preference
+    return (f"dpo.rounds: {cfg.dpo.rounds} rounds of preference.n_prompts {pc.n_prompts} + preference.heldout_prompts "
+            f"{pc.heldout_prompts} need {prompts_needed(cfg)} preference prompts; {what} {have}. Raise the caps of "
+            "curate.data.preference (or add a source), or lower dpo.rounds, preference.n_prompts or preference.heldout_prompts")
+
+def check_rounds(cfg: Config):
+    "Rounds have their prompts (when the caps bound the preference mixture) and pairs to sample."
+    if cfg.dpo.rounds > 1 and cfg.dpo.pairs == 'own':
+        raise ConfigError("dpo.rounds: each round trains on pairs sampled from the stack, and dpo.pairs='own' samples none; "
+                          "set dpo.rounds=1, or dpo.pairs='both'")
+    most = most_records(cfg.curate.data.preference)
+    if cfg.dpo.rounds > 1 and most is not None and most < prompts_needed(cfg):
+        raise ConfigError(too_few_prompts(cfg, most, "the caps of curate.data.preference allow"))
+
+
 # %% ../nbs/02_rules.ipynb #e04924c3
 def check_rows(cfg: Config):
     "Rows that hold a sample (two for DPO), packed DPO rows, a preference batch that holds one prompt's samples."
@@ -117,6 +139,7 @@ def check_rules(cfg: Config, import_scorer: bool = True) -> Config:
     check_mixtures(cfg)
     check_heldout(cfg)
     check_steps(cfg)
+    check_rounds(cfg)
     check_rows(cfg)
     check_scorer(cfg.preference.scorer, import_scorer)
     return cfg

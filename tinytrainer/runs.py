@@ -5,7 +5,7 @@
 # %% ../nbs/04_runs.ipynb #0b1796b2
 from __future__ import annotations
 import contextlib, fcntl, hashlib, json, os, platform, shutil, subprocess, tempfile, threading, time
-from dataclasses import dataclass, is_dataclass, asdict
+from dataclasses import dataclass, is_dataclass, asdict, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -15,7 +15,7 @@ __all__ = ['NOT_SHAPING', 'PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH'
            'read_json', 'atomic_folder', 'read_metrics', 'keep_records', 'content_hash', 'fingerprint', 'shaping',
            'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun', 'read_manifest',
            'seal', 'write_manifest', 'set_aside', 'clear_run', 'check_files', 'prepare_run', 'launch_id', 'elapsed',
-           'file_checksums', 'finish_run', 'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage']
+           'file_checksums', 'finish_run', 'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage', 'in_rounds']
 
 # %% ../nbs/04_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -342,11 +342,31 @@ class Stage:
     input_optional: bool = False       # may run without a finished `after` run
     parallel: bool = False             # runs one process per GPU (`--num-processes`)
     plan: Callable | None = None       # (stage, cfg, curate_dir) -> str: what the stage will do and cost, no weights loaded
+    check: Callable | None = None      # (stage, cfg, curate_dir) -> None: a named error, before any stage trains, when it cannot run
     kernel: Kernel | None = None
+    per_round: bool = False            # repeated in each round of `dpo.rounds` (preference, dpo)
+    round: int = 1                     # the round this is; round r > 1 of stage `s` is named `s-r`
+    kind: str | None = None            # round r > 1: the stage it is a round of
+    continues: str | None = None       # a training stage's round r > 1: the adapter of round r - 1, trained on under this name
     @property
-    def section(self) -> str: return self.name   # its config section: `cfg.<name>`
+    def section(self) -> str: return self.kind or self.name   # its config section: `cfg.<name>`, for each of its rounds
     def run(self, cfg, name: str | None = None, force: bool = False, num_processes: int | None = None,
             live: bool | None = None) -> Path:
         "Run (or reuse, or resume) the stage for `cfg` under run name `name` (default: the preset); its run folder."
         return self.runner(self, cfg, name=name, force=force, num_processes=num_processes, live=live)
 
+
+def in_rounds(stages: list, rounds: int) -> list:
+    """`stages` with the per-round ones repeated for rounds 2 .. `rounds`, after round 1's. Round r of stage `s` is
+    `s-r`: built on round r's stage before it (the first on round r - 1's last), and a training stage continues
+    round r - 1's adapter."""
+    per = [s for s in stages if s.per_round]
+    if rounds <= 1 or not per: return list(stages)
+    names, at = {s.name for s in per}, lambda n, r: n if r == 1 else f'{n}-{r}'
+    more = [replace(s, name=at(s.name, r), kind=s.name, round=r,
+                    after=at(s.after, r) if s.after in names else at(per[-1].name, r - 1),
+                    data_from=at(s.data_from, r) if s.data_from in names else s.data_from,
+                    continues=at(s.name, r - 1) if s.trains else None)
+            for r in range(2, rounds + 1) for s in per]
+    i = stages.index(per[-1]) + 1
+    return list(stages[:i]) + more + list(stages[i:])

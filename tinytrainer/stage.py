@@ -44,16 +44,22 @@ def gradient_checkpointing(choice: str, device, model=None, row_tokens: int = 0,
     free = cuda_free_bytes(device) if free_bytes is None else free_bytes
     return activation_bytes(model.config, row_tokens, False) * 1.25 + 2**30 > free
 
-def stage_model(cfg: Config, stage: str, stack: list, precision: str, device):
-    """(model, tokenizer) as stage `stage` trains it: the base, the frozen adapters of `stack` (dicts with
-    name and path, in order), all active, and a new trainable adapter named `stage` on top."""
+def stage_model(cfg: Config, stage: Stage, stack: list, precision: str, device):
+    """(model, tokenizer) as `stage` trains it: the base, the frozen adapters of `stack` (dicts with name and path,
+    in order), all active, and on top a trainable adapter named `stage.name`: new, or (a later round) the adapter
+    `stage.continues` of the stack, loaded to be trained on."""
     import torch
-    sc, m = getattr(cfg, stage), cfg.model
+    sc, m = getattr(cfg, stage.section), cfg.model
     base, tok = load_base(m, sc.quant, precision, device=device, seed=base_seed(cfg))
     gc = gradient_checkpointing(sc.train.gradient_checkpointing, torch.device(device), base, sc.train.micro_batch_tokens)
-    model = load_stack(base, [(s['name'], s['path']) for s in stack], gradient_checkpointing=gc) if stack else base
+    layers = [(s['name'], s['path']) for s in stack]
+    if stage.continues:
+        if [n for n, _ in layers][-1:] != [stage.continues]:
+            raise ValueError(f"{stage.name}: continues adapter {stage.continues!r}, but the stack it builds on ends with {[n for n, _ in layers]}")
+        return load_stack(base, layers[:-1] + [(stage.name, layers[-1][1])], gradient_checkpointing=gc, trainable=stage.name), tok
+    model = load_stack(base, layers, gradient_checkpointing=gc) if stack else base
     torch.manual_seed(sc.train.seed)  # peft draws the new adapter's lora_A from the global RNG
-    return add_lora(model, sc.lora, stage, precision, gradient_checkpointing=gc), tok
+    return add_lora(model, sc.lora, stage.name, precision, gradient_checkpointing=gc), tok
 
 def lm_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) -> dict:
     "Training data of an LM stage (sft, cot): its curated mixture (`stage.mixture`), tokenised, for the plain LM loss."
@@ -73,7 +79,7 @@ def stage_worker(stage: Stage, cfg_d: dict, run_dir: str, data_dir: str, stack: 
     precision = run_precision(cfg)
     acc = make_accelerator(precision)
     if acc.device.type == 'cpu': torch.set_num_threads(cpu_threads(acc.num_processes))
-    model, tok = stage_model(cfg, stage.name, stack, precision, acc.device)
+    model, tok = stage_model(cfg, stage, stack, precision, acc.device)
     ex = (stage.examples or lm_examples)(cfg, stage, tok, data_dir, acc, model, run_dir)
     sampler = Sampler(tok, ex['prompts'], m.prompt_format, run_dir, echo and acc.is_main_process)
     loss_fn = stage.objective(cfg) if stage.objective else lm_loss
@@ -118,6 +124,7 @@ def run_stage(stage: Stage, cfg: Config, name: str | None = None, force: bool = 
     "Run (or reuse, or resume) one training stage; returns its run directory. The `runner` of every training Stage."
     name, t0 = name or cfg.preset, time.time()
     follower, data_dir, stack, inputs = stage_inputs(cfg, stage, name)
+    if stage.check and not follower: stage.check(stage, cfg, data_dir)   # a named error now, not in the workers
     if stage.data_from:   # its data is another run's output: those files are inputs too (edit pairs.jsonl: DPO reruns)
         data_dir = run_dir(cfg.output_root, name, stage.data_from)
         inputs[f'{stage.data_from}_files'] = {f: content_hash(data_dir / f) for f in find_run(cfg.output_root, name, stage.data_from)[1]['files']}
@@ -172,10 +179,10 @@ def finish_training(path: Path, stage: Stage, cfg: Config, name: str, fp: str, s
     if res['status'] != 'done':
         print(f"{stage.name}: stopped at step {res['step']}/{res['total']} to stay inside the time budget; run again to resume")
         return
-    adapters = stack + [dict(name=stage.name, path=str((path / 'adapter').resolve()), run=str(path), fingerprint=fp,
-                             sha=content_hash(path / 'adapter'))]
+    adapters = [a for a in stack if a['name'] != stage.continues] + [   # a later round's adapter replaces the one it continues
+        dict(name=stage.name, path=str((path / 'adapter').resolve()), run=str(path), fingerprint=fp, sha=content_hash(path / 'adapter'))]
     finish_run(path, stage.name, fp, to_dict(cfg), inputs=inputs, adapters=adapters, base_model=cfg.model.name,
                files=['adapter', 'tokenizer', 'metrics.jsonl', 'samples.jsonl', 'loss.png', 'config.yaml', 'probe.pt', 'result.json'],
-               result=res, wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset)
+               result=res, wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset, round=stage.round)
     print(f'{stage.name}: finished in {time.time() - t0:.0f} s -> {path}')
 
