@@ -359,11 +359,11 @@ def _demo():
     return Config(preset='demo', model=ModelSpec(name='asset:smollm2-135m', max_len=256), curate=CurateConfig(data),
                   sft=SFTConfig(LoraSpec(dropout=0.0), QuantSpec(), train),
                   cot=CoTConfig(LoraSpec(dropout=0.0), QuantSpec(), copy.deepcopy(train)),
-                  preference=PreferenceConfig(n_prompts=120, heldout_prompts=60, k=4, max_new_tokens=64, pairs_per_prompt=3,
+                  preference=PreferenceConfig(n_prompts=240, heldout_prompts=80, k=4, max_new_tokens=64, pairs_per_prompt=3,
                                                reference_fallback=False),
-                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=20, lr=1e-4, tokens_per_step=1024,
-                                                                              micro_batch_tokens=1024, eval_every=20, sample_every=20,
-                                                                              save_every=20), nll_weight=2.0, rounds=2),
+                  dpo=DPOConfig(LoraSpec(dropout=0.0), QuantSpec(), TrainSpec(max_steps=40, lr=1e-4, tokens_per_step=1024,
+                                                                              micro_batch_tokens=1024, eval_every=40, sample_every=20,
+                                                                              save_every=20), nll_weight=2.0),
                   eval=EvalConfig(n_problems=150, max_new_tokens=64, batch_size=40))
 
 def _tiny():

@@ -19,10 +19,10 @@ from .runs import Kernel, Stage, atomic_write, content_hash, fingerprint, finish
 from .sources import format_row
 
 # %% auto #0
-__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'STAGE', 'norm', 'set_name', 'format_source',
-           'build_mixture', 'split_heldout', 'token_lengths', 'percentiles', 'report_markdown', 'plot_lengths',
-           'curate_fingerprint', 'fits', 'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint',
-           'load_curated']
+__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'CURATE_FORMAT', 'STAGE', 'norm', 'set_name',
+           'format_source', 'build_mixture', 'split_heldout', 'token_lengths', 'percentiles', 'report_markdown',
+           'plot_lengths', 'curate_fingerprint', 'fits', 'open_all', 'curate', 'curate_plan', 'save_splits',
+           'data_fingerprint', 'load_curated']
 
 # %% ../nbs/41_curate.ipynb #f5edf618
 EVAL = 'eval'   # the mixture of evaluation problems
@@ -151,12 +151,14 @@ def plot_lengths(lengths: dict, path):
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 # %% ../nbs/41_curate.ipynb #bd84ecaa
+CURATE_FORMAT = 2   # bumped when the same config curates other data (2: the preference split is shuffled)
+
 def curate_fingerprint(cfg: Config) -> str:
     d = cfg.curate.data
     local = {s.path: content_hash(s.path) for mix in ('eval',) + MIXES for s in getattr(d, mix) if s.path and Path(s.path).exists()}
     lengths = dict(max_len=cfg.model.max_len, fmt=cfg.model.prompt_format,
                    whole={m: getattr(cfg, m).train.overlong == 'drop' for m in LM_MIXES})   # what `fits` drops
-    return fingerprint('curate', to_dict(cfg.curate), cfg.model.tokenizer or cfg.model.name, local, lengths)
+    return fingerprint('curate', CURATE_FORMAT, to_dict(cfg.curate), cfg.model.tokenizer or cfg.model.name, local, lengths)
 
 def fits(cfg: Config, tok, mix: str):
     "The length filter of mixture `mix`: prompts longer than `model.max_len` go (and whole records, where its stage drops overlong ones)."

@@ -13,7 +13,7 @@ from .rules import trained_sections
 from .curate import LM_MIXES, curate, load_curated
 from .dryrun import generation_hours, time_line
 from .answers import Score, evaluate_exact_match
-from .generate import generate, model_device
+from .generate import DECODER, generate, model_device
 from .hardware import run_precision
 from .live import in_notebook
 from .model import default_device, load_base, load_stack
@@ -26,9 +26,9 @@ from .tokenization import label_tokens, tokenize_records
 from .train import eval_loss, read_metrics
 
 # %% auto #0
-__all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'STAGE', 'eval_problems', 'trained_runs', 'stage_models', 'heldout_loss',
-           'is_math_set', 'set_scores', 'evaluate_model', 'evaluate_folder', 'use_adapters', 'load_models',
-           'eval_settings', 'heldout_pairs', 'stage_chain', 'stage_info', 'run_eval', 'eval_plan']
+__all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'STAGE', 'eval_problems', 'stage_chain', 'trained_runs', 'stage_models',
+           'check_chain', 'heldout_loss', 'is_math_set', 'set_scores', 'evaluate_model', 'evaluate_folder',
+           'use_adapters', 'load_models', 'eval_settings', 'heldout_pairs', 'stage_info', 'run_eval', 'eval_plan']
 
 # %% ../nbs/46_eval.ipynb #63b8fac8
 CHECKABLE = ('number', 'label')
@@ -45,6 +45,16 @@ def eval_problems(cfg: Config, data) -> list[dict]:
     return out
 
 # %% ../nbs/46_eval.ipynb #f4c7488b
+def stage_chain(run) -> list[Path]:
+    """The run folders the finished run `run` was built from, first to last, `run` included: each manifest's input
+    that is a stage run next to it (not the curated data, not the files it read)."""
+    chain, path = [], Path(run)
+    while path is not None and (man := read_manifest(path)) is not None:
+        chain.insert(0, path)
+        ups = [k for k in man.get('inputs', {}) if k != 'curate' and not k.endswith('_files') and (path.parent / k).is_dir()]
+        path = path.parent / ups[0] if ups else None
+    return chain
+
 def trained_runs(root, name: str, rounds: int | None = None) -> list[tuple[str, dict]]:
     """(stage, manifest) of every finished run under `root/name` that trained an adapter (of rounds up to `rounds`),
     shallowest stack first, and of one depth (DPO's rounds) the last round last."""
@@ -73,7 +83,21 @@ def stage_models(cfg: Config, name: str) -> list[dict]:
         prev = models[-1]
         models.append(dict(label=f"{prev['label']}+{a['name']}", stage=a['name'], run=str(srun), fingerprint=a['fingerprint'],
                            adapters=prev['adapters'] + [(a['name'], str(paths[a['name']]))]))
+    check_chain(cfg, name, run_dir(root, name, top))
     return models
+
+def check_chain(cfg: Config, name: str, run):
+    """Every run `run` was built through (preference data, earlier rounds) still holds what it was built on: a run
+    redone since (`tinytrainer dpo --force` under a second round) makes the later ones stale, and they are not evaluated."""
+    for path in stage_chain(run):
+        for k, fp in read_manifest(path)['inputs'].items():
+            up = path.parent / k
+            if k == 'curate' or k.endswith('_files') or not up.is_dir(): continue
+            now = (read_manifest(up) or {}).get('fingerprint')
+            if now != fp:
+                raise RunConflict(f"the {path.name} run of {name!r} was built on a {k} run (fingerprint {fp}) that {up} no longer holds "
+                                  f"({'nothing finished there' if now is None else 'fingerprint ' + now}). Run `tinytrainer run "
+                                  f"--preset {cfg.preset} --name {name}` to redo the stages after it.")
 
 # %% ../nbs/46_eval.ipynb #0c193740
 HELDOUT = {f'{m}_heldout': m for m in LM_MIXES}   # held-out split -> the stage whose settings tokenize it
@@ -157,8 +181,8 @@ def load_models(cfg: Config, models: list[dict], device=None):
 
 # %% ../nbs/46_eval.ipynb #46413689
 def eval_settings(cfg: Config) -> dict:
-    "What besides the stages decides the figures: eval config, model, base quantization, random-base seed, held-out loss settings."
-    return dict(eval=to_dict(cfg.eval), model=to_dict(cfg.model), quant=to_dict(cfg.sft.quant), seed=base_seed(cfg),
+    "What besides the stages decides the figures: eval config, model, base quantization, random-base seed, decoder version, held-out loss settings."
+    return dict(eval=to_dict(cfg.eval), model=to_dict(cfg.model), quant=to_dict(cfg.sft.quant), seed=base_seed(cfg), decoder=DECODER,
                 heldout={st: shaping(to_dict(getattr(cfg, st).train)) for st in HELDOUT.values()})
 
 def heldout_pairs(metrics: list[dict]) -> dict:
@@ -168,16 +192,6 @@ def heldout_pairs(metrics: list[dict]) -> dict:
     both = lambda k: (rows[0][k], rows[-1][k]) if k in rows[0] and k in rows[-1] else None
     return dict(pairs_step=(rows[0]['step'], rows[-1]['step']), reward_accuracy=both('eval_reward_accuracy'),
                 logp_chosen=both('eval_logp_chosen'), logp_rejected=both('eval_logp_rejected'))
-
-def stage_chain(run) -> list[Path]:
-    """The run folders the finished run `run` was built from, first to last, `run` included: each manifest's input
-    that is a stage run next to it (not the curated data, not the files it read)."""
-    chain, path = [], Path(run)
-    while path is not None and (man := read_manifest(path)) is not None:
-        chain.insert(0, path)
-        ups = [k for k in man.get('inputs', {}) if k != 'curate' and not k.endswith('_files') and (path.parent / k).is_dir()]
-        path = path.parent / ups[0] if ups else None
-    return chain
 
 def stage_info(cfg: Config, name: str, models: list[dict]) -> list[dict]:
     """Each stage the last model was built through, in order (curate, the training stages, preference data and

@@ -11,8 +11,8 @@ from .live import format_sample
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'inference_autocast', 'shared_prefix',
-           'full_attention', 'read_prompts', 'decode', 'choose', 'generate', 'Sampler']
+__all__ = ['DECODER', 'Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'inference_autocast',
+           'shared_prefix', 'full_attention', 'read_prompts', 'decode', 'choose', 'generate', 'Sampler']
 
 # %% ../nbs/22_generate.ipynb #5b115956
 class Response(str):
@@ -112,6 +112,8 @@ def inference_autocast(model):
 
 
 # %% ../nbs/22_generate.ipynb #d5b2390f
+DECODER = 2   # bumped when the decoding loop can give other tokens: evaluations and samples made by an older one are redone
+
 def _next_logits(model, ids, mask, pos, cache):
     "Logits of the last position of each row: one forward that reads `ids` into `cache`."
     return model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,

@@ -251,9 +251,10 @@ def _samples(path: Path, stage: str, n: int = 3) -> list[str]:
     return []
 
 def show_results(cfg, stage: str, name: str | None = None):
-    "The run's plots and samples, whether it finished, and what comes next."
+    "The run's plots and samples, whether it finished, and what comes next. `stage`: a stage, or one of its rounds (`dpo-2`)."
     from IPython.display import Image, Markdown, display
-    spec, path = spec_for(stage), run_dir(cfg.output_root, name or cfg.preset, stage)
+    kind = next((s.section for s in pipeline.pipeline_stages(cfg) if s.name == stage), stage)
+    spec, path = spec_for(kind), run_dir(cfg.output_root, name or cfg.preset, stage)
     for png in sorted(path.glob('*.png')): display(Image(filename=str(png)))
     if (path / 'report.md').exists():   # its images are shown above: a relative link would be a broken image here
         display(Markdown(re.sub(r'!\[[^\]]*\]\([^)]*\)\n?', '', (path / 'report.md').read_text())))

@@ -13,7 +13,7 @@ from .rules import ConfigError, prompts_needed, too_few_prompts
 from .curate import LM_MIXES, load_curated, norm
 from .dryrun import generation_hours, time_line
 from .answers import extract_answer, is_correct
-from .generate import generate
+from .generate import DECODER, generate
 from .hardware import cpu_threads, run_precision
 from .launch import in_distributed_launch, launch
 from .live import progress_bar
@@ -229,7 +229,7 @@ def run_preference(cfg: Config, name: str | None = None, force: bool = False, nu
     returns the run directory (reused when finished). `stage`: the round's stage (default: round 1's)."""
     st, name, t0 = stage or STAGE, name or cfg.preset, time.time()
     follower, data_dir, stack, inputs = stage_inputs(cfg, st, name)
-    fp = fingerprint(st.name, RUN_FORMAT, to_dict(cfg.model), shaping(to_dict(cfg.preference)), inputs)
+    fp = fingerprint(st.name, RUN_FORMAT, DECODER, to_dict(cfg.model), shaping(to_dict(cfg.preference)), inputs)
     work_args = lambda path, echo: (to_dict(cfg), str(path), str(data_dir), stack, echo, st.round)
     if follower:   # under accelerate launch: sample this rank's share in the run rank 0 prepares
         return follow_run(cfg.output_root, name, st.name, fp, lambda path: sample_worker(*work_args(path, False)))

@@ -68,11 +68,14 @@ def verdicts(paired: list[dict]) -> tuple[list[str], list[dict]]:
         rows = [r for r in paired if (r['old'], r['new']) == (old, new)]
         every = next(r for r in rows if r['set'] == 'all')
         worse = [r for r in rows if r['p'] < ALPHA and r['diff'] < 0]
-        better = [r['set'] for r in rows if r['p'] < ALPHA and r['diff'] > 0 and r['set'] != 'all']
+        better = [r for r in rows if r['p'] < ALPHA and r['diff'] > 0 and r['set'] != 'all']
         say = lambda r: ('' if r['set'] == 'all' else f"{r['set']} ") + \
                         f"({100 * r['diff']:+.1f} points, {r['wins']} wins / {r['losses']} losses, p = {r['p']:.2g})"
-        if better or every['p'] < ALPHA and every['diff'] > 0:
-            lines.append(f"**{new}** is better than {old}" + (f" on {', '.join(better)}" if better else '') + f"; over all sets {say(every)}.")
+        overall = every['p'] < ALPHA and every['diff'] > 0
+        if better:   # named sets first: "over all sets" is said to be significant only when it is
+            lines.append(f"**{new}** is better than {old} on " + '; '.join(say(r) for r in better) + f"; over all sets {say(every)}"
+                         + ('' if overall else ', not significant') + '.')
+        elif overall: lines.append(f"**{new}** is better than {old} over all sets {say(every)}.")
         else:
             lines.append(f"**{new}** did not measurably help over {old}: over all sets {say(every)}.")
         if worse:
