@@ -21,6 +21,7 @@ from .export import EXPORT_EXAMPLE, OUTTYPES, export_gguf
 from .stack import MergeError, ProbeError, merge_run, push_to_hub
 from .train import NonFiniteLoss
 from .dpo import TooFewPairs
+from .eval import check_chain
 
 
 # %% auto #0
@@ -157,11 +158,13 @@ def cmd_run(a):
     return 0
 
 def stage_run(cfg, name: str | None, stage: str = '') -> Path:
-    "The finished run of `stage`, or of the last training stage that has one."
+    "The finished run of `stage`, or of the last training stage that has one; refused when it is stale (eval.check_chain)."
     name = name or cfg.preset
-    if stage: return find_run(cfg.output_root, name, stage)[0]
-    for s in reversed(training_stages(cfg)):
-        if read_manifest(run_dir(cfg.output_root, name, s.name)): return run_dir(cfg.output_root, name, s.name)
+    found = [find_run(cfg.output_root, name, stage)[0]] if stage else \
+            [run_dir(cfg.output_root, name, s.name) for s in reversed(training_stages(cfg)) if read_manifest(run_dir(cfg.output_root, name, s.name))]
+    if found:
+        check_chain(cfg, name, found[0])
+        return found[0]
     names = ', '.join(s.name for s in training_stages(cfg))
     raise FileNotFoundError(f'no finished run of {names} under {Path(cfg.output_root) / name}; train one first (tinytrainer sft)')
 

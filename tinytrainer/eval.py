@@ -20,7 +20,7 @@ from .model import default_device, load_base, load_stack
 from .report import REPORT_FILES, in_group, set_groups, show_report, write_report
 from .sources import SOURCES
 from .runs import Kernel, Stage, RunConflict, fingerprint, finish_run, read_json, read_manifest
-from .runs import atomic_write, run_dir, run_once, shaping, write_json
+from .runs import atomic_write, run_dir, run_once, shaping, stage_command, write_json
 from .stack import adapters, base_seed, merged_adapters, resolve_stack
 from .tokenization import label_tokens, tokenize_records
 from .train import eval_loss, read_metrics
@@ -79,7 +79,7 @@ def stage_models(cfg: Config, name: str) -> list[dict]:
         if sman is None or sman.get('fingerprint') != a['fingerprint']:
             raise RunConflict(f"the {top} run of {name!r} was built on a {a['name']} run (fingerprint {a['fingerprint']}) "
                               f"that {srun} no longer holds ({'nothing finished there' if sman is None else 'fingerprint ' + sman.get('fingerprint', '?')}). "
-                              f"Run `tinytrainer {top} --name {name} --force` to rebuild it on the current {a['name']} run.")
+                              f"Run `{stage_command(top)} --name {name} --force` to rebuild it on the current {a['name']} run.")
         prev = models[-1]
         models.append(dict(label=f"{prev['label']}+{a['name']}", stage=a['name'], run=str(srun), fingerprint=a['fingerprint'],
                            adapters=prev['adapters'] + [(a['name'], str(paths[a['name']]))]))

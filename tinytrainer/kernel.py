@@ -17,7 +17,7 @@ from .hardware import doctor_report, list_gpus
 from .wheels import lock_report
 from .live import format_sample
 from .train import read_metrics
-from .eval import trained_runs
+from .eval import check_chain, trained_runs
 from .export import export_gguf
 from .generate import generate
 from .hardware import run_precision
@@ -275,10 +275,13 @@ def show_results(cfg, stage: str, name: str | None = None):
 
 # %% ../nbs/51_kernel.ipynb #5b0f6c90
 def final_run(cfg, name: str | None = None) -> Path:
-    "The run folder of the deepest finished stack of run `name`: the last stage that trained an adapter."
-    found = trained_runs(cfg.output_root, name or cfg.preset)
+    """The run folder of the deepest finished stack of run `name`: the last stage that trained an adapter (of the
+    rounds `dpo.rounds` asks for), refused when a run it was built through was redone since."""
+    found = trained_runs(cfg.output_root, name or cfg.preset, cfg.dpo.rounds)
     if not found: raise FileNotFoundError(f'{Path(cfg.output_root) / (name or cfg.preset)}: no finished stage with an adapter yet')
-    return run_dir(cfg.output_root, name or cfg.preset, found[-1][0])
+    run = run_dir(cfg.output_root, name or cfg.preset, found[-1][0])
+    check_chain(cfg, name or cfg.preset, run)
+    return run
 
 def ask(cfg, prompt: str, name: str | None = None, max_new_tokens: int = 256) -> str:
     "Print (and return) the greedy answer of the run's deepest finished stack to `prompt`, and the base's with the adapters off."

@@ -78,9 +78,9 @@ def run_pipeline(cfg: Config, name: str | None = None, force: bool = False, num_
         if read_manifest(path) is None:
             print(f'\n{st.name} stopped before the end (time budget). Run the same command again to resume it.')
             return None
-        if st is curate.STAGE:   # what the data decides is checked now, before any stage trains
-            for later in todo[i + 1:]:
-                if later.check: later.check(later, cfg, path)
+        if st is curate.STAGE:   # what the curated data decides is checked now, before any stage trains
+            for later in todo[i + 1:]:   # (a stage whose data is another run's output checks it when it runs: that run may be redone)
+                if later.check and not later.data_from: later.check(later, cfg, path)
     print('\n' + ' | '.join(f'{s} {t:.0f} s' for s, t in times.items()) + f' | total {time.time() - t0:.0f} s')
     if todo and (path / 'report.md').exists(): print(f'report: {path / "report.md"}')
     return path

@@ -250,7 +250,7 @@ def run_preference(cfg: Config, name: str | None = None, force: bool = False, nu
         atomic_write(path / 'report.md', report_markdown(name, rep) + '\n![right samples per prompt](scores.png)\n')
         finish_run(path, st.name, fp, to_dict(cfg), inputs=inputs, adapters=stack, base_model=cfg.model.name,
                    files=['samples', 'pairs.jsonl', 'report.json', 'report.md', 'scores.png'], result=rep,
-                   wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset, round=st.round)
+                   wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset, round=st.round, section=st.section)
         print(f"{st.name}: {rep['pairs']} pairs, pass@{pc.k} {100 * rep['pass_at_k']:.0f}% -> {path} ({time.time() - t0:.0f} s)")
     return run_once(cfg.output_root, name, st.name, fp, work, force=force, resumable=True)
 

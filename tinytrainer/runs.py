@@ -15,7 +15,8 @@ __all__ = ['NOT_SHAPING', 'PACKAGES', 'MANIFEST', 'OUTPUTS', 'ELAPSED', 'LAUNCH'
            'read_json', 'atomic_folder', 'read_metrics', 'keep_records', 'content_hash', 'fingerprint', 'shaping',
            'package_versions', 'git_revision', 'RunNameError', 'check_name', 'run_dir', 'DamagedRun', 'read_manifest',
            'seal', 'write_manifest', 'set_aside', 'clear_run', 'check_files', 'prepare_run', 'launch_id', 'elapsed',
-           'file_checksums', 'finish_run', 'run_lock', 'find_run', 'run_once', 'Kernel', 'Stage', 'in_rounds']
+           'file_checksums', 'finish_run', 'run_lock', 'find_run', 'stage_command', 'run_once', 'Kernel', 'Stage',
+           'in_rounds']
 
 # %% ../nbs/04_runs.ipynb #bb45fad9
 class RunConflict(RuntimeError):
@@ -92,7 +93,8 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 # %% ../nbs/04_runs.ipynb #1dac689c
-NOT_SHAPING = ('time_budget_min',)   # where a session stops, not what the finished run holds
+NOT_SHAPING = ('time_budget_min',   # where a session stops, not what the finished run holds
+               'rounds', 'min_pairs')   # DPO: how many rounds follow, and the check before each: not what one round makes
 
 def shaping(section: dict) -> dict:
     """A config section (a dict, maybe nested) with the settings that do not change a finished run's result put to
@@ -291,8 +293,13 @@ def find_run(root, name: str, stage: str) -> tuple[Path, dict]:
     man = read_manifest(path)
     if man is None:
         state = 'is unfinished' if path.exists() else 'does not exist'
-        raise FileNotFoundError(f"no finished {stage} run: {path} {state}. Run `tinytrainer {stage} --name {name}` first.")
+        raise FileNotFoundError(f"no finished {stage} run: {path} {state}. Run `{stage_command(stage)} --name {name}` first.")
     return path, man
+
+def stage_command(stage: str) -> str:
+    "`tinytrainer <stage>` for the stage whose run folder is `stage`; round r > 1 of stage `s` (folder `s-r`): `tinytrainer s --round r`."
+    kind, _, r = stage.rpartition('-')
+    return f'tinytrainer {kind} --round {r}' if kind and r.isdigit() else f'tinytrainer {stage}'
 
 # %% ../nbs/04_runs.ipynb #a1ffb37b
 def run_once(root, name: str, stage: str, fp: str, work, force: bool = False, resumable: bool = False,
@@ -368,5 +375,5 @@ def in_rounds(stages: list, rounds: int) -> list:
                     data_from=at(s.data_from, r) if s.data_from in names else s.data_from,
                     continues=at(s.name, r - 1) if s.trains else None)
             for r in range(2, rounds + 1) for s in per]
-    i = stages.index(per[-1]) + 1
-    return list(stages[:i]) + more + list(stages[i:])
+    i, last = stages.index(per[-1]) + 1, lambda n: at(n, rounds) if n in names else n   # later stages build on the last round
+    return list(stages[:i]) + more + [replace(s, after=last(s.after), data_from=last(s.data_from)) for s in stages[i:]]

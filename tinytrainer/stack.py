@@ -9,7 +9,7 @@ from pathlib import Path
 from .live import progress_bar
 
 from .config import Config, QuantSpec, from_dict
-from .runs import DamagedRun, RunConflict, atomic_folder, check_name, content_hash, read_manifest, write_json
+from .runs import DamagedRun, RunConflict, atomic_folder, check_name, content_hash, read_manifest, stage_command, write_json
 from .model import active_adapters, is_kbit, load_base, load_stack, tuner_layers
 from .tokenization import render_prompt
 
@@ -38,10 +38,10 @@ def resolve_stack(run, man: dict | None = None) -> list[tuple[str, Path]]:
             now = (read_manifest(own.parent) or {}).get('fingerprint')
             if now and a.get('fingerprint') and now != a['fingerprint']:   # trained again since: the stack is stale, not damaged
                 raise RunConflict(f"the {man.get('stage')} run of {run.parent.name!r} was built on a {a['name']} run (fingerprint "
-                                  f"{a.get('fingerprint')}) that {own.parent} no longer holds (fingerprint {now}). Run `tinytrainer "
-                                  f"{man.get('stage')} --name {run.parent.name} --force` to rebuild it on the current {a['name']} run.")
+                                  f"{a.get('fingerprint')}) that {own.parent} no longer holds (fingerprint {now}). Run `"
+                                  f"{stage_command(man.get('stage', ''))} --name {run.parent.name} --force` to rebuild it on the current {a['name']} run.")
             raise DamagedRun(f"{own}: the {a['name']} adapter changed since the {man.get('stage')} run was built on it (checksum): "
-                             f"run `tinytrainer {a['name']}` and the stages after it again, or restore the adapter", own.parent)
+                             f"run `{stage_command(a['name'])}` and the stages after it again, or restore the adapter", own.parent)
         out.append((a['name'], found))
     return out
 
@@ -59,7 +59,7 @@ def base_seed(cfg: Config) -> int:
 def load_run(run, precision: str = 'fp32', device=None, quantized: bool = False):
     "(model, tokenizer): the base of finished run `run` with every adapter of its stack active, in eval mode."
     cfg, man = run_config(run), read_manifest(run)
-    quant = getattr(cfg, man['stage']).quant if quantized else QuantSpec()
+    quant = getattr(cfg, man.get('section', man['stage'])).quant if quantized else QuantSpec()   # a round's run: its stage's section
     base, tok = load_base(cfg.model, quant, precision, device=device, seed=base_seed(cfg))
     stack = resolve_stack(run, man)
     model = load_stack(base, stack) if stack else base

@@ -183,6 +183,6 @@ def finish_training(path: Path, stage: Stage, cfg: Config, name: str, fp: str, s
         dict(name=stage.name, path=str((path / 'adapter').resolve()), run=str(path), fingerprint=fp, sha=content_hash(path / 'adapter'))]
     finish_run(path, stage.name, fp, to_dict(cfg), inputs=inputs, adapters=adapters, base_model=cfg.model.name,
                files=['adapter', 'tokenizer', 'metrics.jsonl', 'samples.jsonl', 'loss.png', 'config.yaml', 'probe.pt', 'result.json'],
-               result=res, wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset, round=stage.round)
+               result=res, wall_s=round(time.time() - t0, 1), name=name, preset=cfg.preset, round=stage.round, section=stage.section)
     print(f'{stage.name}: finished in {time.time() - t0:.0f} s -> {path}')
 
