@@ -26,7 +26,7 @@ from .tokenization import label_tokens, tokenize_records
 from .train import eval_loss, read_metrics
 
 # %% auto #0
-__all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'STAGE', 'eval_problems', 'stage_chain', 'trained_runs', 'stage_models',
+__all__ = ['CHECKABLE', 'HELDOUT', 'KINDS', 'STAGE', 'eval_problems', 'run_inputs', 'stage_chain', 'trained_runs', 'stage_models',
            'check_chain', 'heldout_loss', 'is_math_set', 'set_scores', 'evaluate_model', 'evaluate_folder',
            'use_adapters', 'load_models', 'eval_settings', 'heldout_pairs', 'stage_info', 'run_eval', 'eval_plan']
 
@@ -45,13 +45,17 @@ def eval_problems(cfg: Config, data) -> list[dict]:
     return out
 
 # %% ../nbs/46_eval.ipynb #f4c7488b
+def run_inputs(path, man: dict) -> dict:
+    "{stage: fingerprint} of the inputs of run `path` (manifest `man`) that are stage runs next to it (not the curated data, not files)."
+    return {k: fp for k, fp in man.get('inputs', {}).items()
+            if k != 'curate' and not k.endswith('_files') and (Path(path).parent / k).is_dir()}
+
 def stage_chain(run) -> list[Path]:
-    """The run folders the finished run `run` was built from, first to last, `run` included: each manifest's input
-    that is a stage run next to it (not the curated data, not the files it read)."""
+    "The run folders the finished run `run` was built from, first to last, `run` included (through `run_inputs`)."
     chain, path = [], Path(run)
     while path is not None and (man := read_manifest(path)) is not None:
         chain.insert(0, path)
-        ups = [k for k in man.get('inputs', {}) if k != 'curate' and not k.endswith('_files') and (path.parent / k).is_dir()]
+        ups = list(run_inputs(path, man))
         path = path.parent / ups[0] if ups else None
     return chain
 
@@ -90,9 +94,8 @@ def check_chain(cfg: Config, name: str, run):
     """Every run `run` was built through (preference data, earlier rounds) still holds what it was built on: a run
     redone since (`tinytrainer dpo --force` under a second round) makes the later ones stale, and they are not evaluated."""
     for path in stage_chain(run):
-        for k, fp in read_manifest(path)['inputs'].items():
+        for k, fp in run_inputs(path, read_manifest(path)).items():
             up = path.parent / k
-            if k == 'curate' or k.endswith('_files') or not up.is_dir(): continue
             now = (read_manifest(up) or {}).get('fingerprint')
             if now != fp:
                 raise RunConflict(f"the {path.name} run of {name!r} was built on a {k} run (fingerprint {fp}) that {up} no longer holds "
