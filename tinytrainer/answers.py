@@ -8,7 +8,7 @@ import math, re
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 
-from .live import progress_bar
+from .progress import progress_bar
 
 import tinytrainer.generate as _gen
 from .sources import normalize_number

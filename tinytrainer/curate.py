@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import get_type_hints
 
-from .live import progress_bar
+from .progress import progress_bar
 
 from .assets import load_tokenizer
 from .config import Config, DataSpec, SFTConfig, SourceSpec, to_dict

@@ -13,7 +13,7 @@ from .curate import PAIRS, STAGE as CURATE, load_curated
 from .model import activate_stack, active_adapters
 from .preference import load_pairs
 from .runs import Kernel, Stage, atomic_write, read_json, read_manifest
-from .live import progress_bar
+from .progress import progress_bar
 from .stage import run_stage
 from .tokenization import IGNORE, encode_prompts, eos_id, make_rows, render_prompt
 from .train import collate, label_positions, lm_forward, use_packed_attention

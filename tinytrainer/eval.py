@@ -15,7 +15,7 @@ from .dryrun import generation_hours, time_line
 from .answers import Score, evaluate_exact_match
 from .generate import DECODER, generate, model_device
 from .hardware import run_precision
-from .live import in_notebook
+from .progress import in_notebook
 from .model import default_device, load_base, load_stack
 from .report import REPORT_FILES, in_group, set_groups, show_report, write_report
 from .sources import SOURCES

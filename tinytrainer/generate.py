@@ -7,12 +7,18 @@ from __future__ import annotations
 import contextlib, json
 from pathlib import Path
 
-from .live import format_sample
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['DECODER', 'Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler', 'inference_autocast',
-           'shared_prefix', 'full_attention', 'read_prompts', 'decode', 'choose', 'generate', 'Sampler']
+__all__ = ['DECODER', 'format_sample', 'Response', 'stop_ids', 'pad_left', 'model_device', 'nucleus', 'NucleusSampler',
+           'inference_autocast', 'shared_prefix', 'full_attention', 'read_prompts', 'decode', 'choose', 'generate',
+           'Sampler']
+
+# %% ../nbs/22_generate.ipynb #959ed421
+def format_sample(rec: dict) -> str:
+    "How a sample generation is shown: its step, prompt and response."
+    return f"[step {rec['step']}] {rec['prompt']!r}\n  -> {rec['response']!r}"
+
 
 # %% ../nbs/22_generate.ipynb #5b115956
 class Response(str):

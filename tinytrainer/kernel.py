@@ -15,7 +15,7 @@ from .config import load_config
 from .curate import load_curated
 from .hardware import doctor_report, list_gpus
 from .wheels import lock_report
-from .live import format_sample
+from .generate import format_sample
 from .train import read_metrics
 from .eval import check_chain, trained_runs
 from .export import export_gguf

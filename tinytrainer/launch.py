@@ -8,7 +8,7 @@ import contextlib, os, socket, sys
 from pathlib import Path
 
 from .hardware import gpu_count
-from .live import LiveView, format_sample, in_notebook, loss_figure, plot_losses, save_loss_plot   # re-exported: the live view is chapter 35
+
 
 # %% auto #0
 __all__ = ['free_port', 'fork_traps', 'in_distributed_launch', 'launch', 'WithoutLine']
@@ -27,7 +27,7 @@ def fork_traps() -> list[str]:
         out.append('CUDA is already initialised in this process: restart the kernel and launch before any cell '
                    'touches the GPU (no .cuda(), no model loading outside the stage).')
     if 'bitsandbytes' in sys.modules:
-        out.append('bitsandbytes is already imported (`import peft` imports it): restart the kernel and keep '
+        out.append('bitsandbytes is already imported (so does `import peft` up to peft 0.21): restart the kernel and keep '
                    'peft/bitsandbytes imports inside the stage; import only tinytrainer at the top.')
     from accelerate.state import AcceleratorState
     if AcceleratorState._shared_state:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import io, os, sys, threading
 from pathlib import Path
 
+from .generate import format_sample
+from .progress import in_notebook
 from .runs import read_metrics
 
 # %% auto #0
-__all__ = ['plot_losses', 'loss_figure', 'save_loss_plot', 'format_sample', 'LiveView', 'in_notebook', 'progress_bar']
+__all__ = ['plot_losses', 'loss_figure', 'save_loss_plot', 'LiveView']
 
 # %% ../nbs/35_live.ipynb #de0e8f87
 def plot_losses(ax, metrics: list[dict]) -> bool:
@@ -54,10 +56,6 @@ def _png(metrics, title) -> bytes:
     fig = loss_figure(metrics, title); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90); plt.close(fig)
     return buf.getvalue()
 
-def format_sample(rec: dict) -> str:
-    "How a sample generation is shown: its step, prompt and response."
-    return f"[step {rec['step']}] {rec['prompt']!r}\n  -> {rec['response']!r}"
-
 class LiveView:
     "In a notebook: one loss plot updated in place, and each sample printed once, read from the run's files."
     def __init__(self, run_dir, title='', every: float = 1.0):
@@ -79,18 +77,3 @@ class LiveView:
     def __exit__(self, *a):
         self.stop_.set(); self.thread.join(); self.refresh()
 
-def in_notebook() -> bool:
-    """True in a Jupyter kernel's own process (where a live display can be shown); False in a worker forked from it,
-    which can print to the cell but whose display messages the kernel drops ("attempted to send message from fork":
-    the kernel's session remembers the pid it was made in)."""
-    ip = sys.modules.get('IPython')
-    shell = ip.get_ipython() if ip else None
-    if shell is None or type(shell).__name__ != 'ZMQInteractiveShell': return False
-    session = getattr(getattr(shell, 'kernel', None), 'session', None)
-    return getattr(session, 'pid', os.getpid()) == os.getpid()
-
-def progress_bar(*args, **kw):
-    "A tqdm bar: a widget in a notebook's own process, text elsewhere (a terminal, a worker forked from a notebook)."
-    if in_notebook(): from tqdm.auto import tqdm
-    else: from tqdm.std import tqdm
-    return tqdm(*args, **kw)

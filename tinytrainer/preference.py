@@ -16,7 +16,7 @@ from .answers import extract_answer, is_correct
 from .generate import DECODER, generate
 from .hardware import cpu_threads, run_precision
 from .launch import in_distributed_launch, launch
-from .live import progress_bar
+from .progress import progress_bar
 from .model import default_device, is_kbit, load_base, load_stack
 from .runs import Kernel, Stage, atomic_write, fingerprint, shaping, finish_run, read_json, run_once, write_json
 from .stack import base_seed, merge_model

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, os, shutil, tempfile
 from pathlib import Path
-from .live import progress_bar
+from .progress import progress_bar
 
 from .config import Config, QuantSpec, from_dict
 from .runs import DamagedRun, RunConflict, atomic_folder, check_name, content_hash, read_manifest, stage_command, write_json

@@ -12,7 +12,8 @@ from .curate import curate, curate_fingerprint, load_curated
 from .generate import Sampler
 from .hardware import REQUESTED, cpu_threads, make_accelerator, run_precision
 from .launch import in_distributed_launch, launch
-from .live import LiveView, in_notebook, save_loss_plot
+from .live import LiveView, save_loss_plot
+from .progress import in_notebook
 from .model import add_lora, load_base, load_stack, save_adapter
 from .dryrun import activation_bytes
 from .runs import (LAUNCH, Stage, content_hash, find_run, fingerprint, shaping, launch_id, finish_run, read_json, read_manifest, run_dir, run_once,

@@ -14,7 +14,7 @@ from .checkpoint import (   # re-exported: the checkpoint code lives in 31_check
 from .config import TrainSpec
 from .tokenization import IGNORE, collate_packed, collate_padded, make_rows, plan_epoch
 from .runs import keep_records, read_metrics   # JSON-lines files live with the run folders (re-exported here)
-from .live import progress_bar
+from .progress import progress_bar
 
 # %% auto #0
 __all__ = ['FUSED_LOSS', 'FUSED_TYPES', 'PACKED_ATTENTION', 'NONFINITE_STEPS', 'label_positions', 'forward_kwargs', 'lm_forward',
