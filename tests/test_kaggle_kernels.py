@@ -74,7 +74,7 @@ def test_kernels_run_in_chain_on_cpu(tmp_path, monkeypatch):
         prepare = next(c for c in nb.cells if 'prepare_kernel(' in c.source)
         _, text = outputs(prepare)
         assert 'TinyTrainer doctor' in text and (spec.previous is None or f'{spec.previous}: ' in text), text[-2000:]
-        assert re.search(r'time +~(<1|\d+) (min|h)', text), f'{spec.stage}: no expected time before the run: {text[-2000:]}'
+        assert re.search(r'time +~(<1|\d+(\.\d+)?) (s|min|h)', text), f'{spec.stage}: no expected time before the run: {text[-2000:]}'
         if spec is chain[-1]:   # the last kernel: ask the model, and export cells that do nothing until turned on
             asked = outputs(next(c for c in nb.cells if 'ask(cfg' in c.source))[1]
             assert 'base:' in asked and 'stack:' in asked, asked

@@ -225,7 +225,7 @@ def dpo_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     n_steps = d.train.max_steps or math.ceil(pairs * per_pair * d.train.epochs / d.train.tokens_per_step)
     hours = training_hours(cfg, n_steps * d.train.tokens_per_step, forward_tokens=int((pairs + pc.heldout_prompts) * per_pair))
     return (f'{stage.name}: loss {d.loss} (beta {d.beta}{nll}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
-            f'{pairs} pairs, reference log-probs first\n' + time_line(hours))
+            f'{pairs} pairs, reference log-probs first\n' + time_line(hours, cfg=cfg))
 
 STAGE = Stage('dpo', after='preference', trains=True, runner=run_stage, examples=dpo_examples, objective=dpo_objective,
               data_from='preference', parallel=True, plan=dpo_plan, check=check_pairs, per_round=True,

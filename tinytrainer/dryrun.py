@@ -4,18 +4,21 @@
 
 # %% ../nbs/33_dryrun.ipynb #383ffcac
 from __future__ import annotations
-import json, math
+import json, math, re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from .calibrate import calibration, plans_for_cpu
 from .config import Config
+from .hardware import cpu_cores
 from .model import RANDOM_SHAPES
 
 # %% auto #0
 __all__ = ['KNOWN_SHAPES', 'TYPICAL_TOKENS', 'GPU_PEAK', 'GPU_BANDWIDTH', 'BYTES_PER_PARAM', 'STEP_OVERHEAD_S',
-           'CURATE_RECORDS_PER_S', 'shape_of', 'param_counts', 'data_tokens', 'fmt_time', 'training_hours',
-           'generation_hours', 'time_line', 'activation_bytes', 'Plan', 'plan_stage', 'lm_stage_plan']
+           'CURATE_RECORDS_PER_S', 'PROMPT_TOKENS', 'shape_of', 'param_counts', 'data_tokens', 'fmt_time',
+           'training_hours', 'generation_hours', 'where', 'time_line', 'planned_hours', 'activation_bytes', 'Plan',
+           'plan_stage', 'cpu_extras_hours', 'lm_stage_plan']
 
 # %% ../nbs/33_dryrun.ipynb #3a19568c
 KNOWN_SHAPES = {'TinyLlama/TinyLlama-1.1B-Chat-v1.0': 'tinyllama-1.1b', 'asset:smollm2-135m': 'smollm2-135m',
@@ -62,25 +65,50 @@ GPU_BANDWIDTH = {'T4': 320e9, 'H200': 4.8e12}   # memory bandwidth in bytes/s, f
 BYTES_PER_PARAM = {4: 0.56, 8: 1.06}           # quantized weights with their constants; 16-bit: 2
 STEP_OVERHEAD_S = 0.025                         # Python and kernel launches per decoding step of `generate`
 CURATE_RECORDS_PER_S = 500
+PROMPT_TOKENS = 64                              # a typical prompt with its chat template, read before decoding
 
 def fmt_time(hours: float) -> str:
-    return '<1 min' if hours < 1 / 60 else f'{hours * 60:.0f} min' if hours < 1 else f'{hours:.1f} h'
+    "A duration for people: seconds under a minute, minutes under an hour, then hours."
+    s = hours * 3600
+    return '<1 s' if s < 0.5 else f'{s:.0f} s' if s < 60 else f'{s / 60:.0f} min' if s < 3600 else f'{hours:.1f} h'
 
 def training_hours(cfg: Config, tokens: int, forward_tokens: int = 0, gpus: int = 2, gpu: str = 'T4') -> float:
-    "Hours to train LoRA on `tokens` (4 x params FLOPs each) and run `forward_tokens` forward only (2 x), at 10% of peak."
+    """Hours to train LoRA on `tokens` (4 x params FLOPs each) and run `forward_tokens` forward only (2 x), at 10% of peak;
+    on this CPU (`plans_for_cpu`), at its calibrated seconds per token, plus one load of the model."""
+    if plans_for_cpu(cfg):
+        c = calibration(cfg)
+        return (c['load_s'] + tokens * c['train_s_per_token'] + forward_tokens * c['forward_s_per_token']) / 3600
     base, _ = param_counts(shape_of(cfg.model.name), 0)
     return (4 * tokens + 2 * forward_tokens) * base / (GPU_PEAK[gpu] * 0.10 * gpus) / 3600
 
 def generation_hours(cfg: Config, sequences: int, new_tokens: int, batch: int, bits: int = 16, gpus: int = 2,
                      gpu: str = 'T4') -> float:
-    "Hours to generate up to `new_tokens` for `sequences` in batches of `batch`: memory-bound decoding steps."
+    """Hours to generate up to `new_tokens` for `sequences` in batches of `batch`: memory-bound decoding steps; on this
+    CPU, each batch's prompts read, then steps of `a + b * rows` calibrated seconds, plus one load of the model."""
+    if plans_for_cpu(cfg):
+        c, (a, b) = calibration(cfg), calibration(cfg)['decode_s']
+        full, rest = divmod(sequences, batch)
+        rows = [batch] * full + ([rest] if rest else [])
+        s = sum(new_tokens * (a + b * n) + PROMPT_TOKENS * n * c['forward_s_per_token'] for n in rows)
+        return (c['load_s'] + s) / 3600
     base, _ = param_counts(shape_of(cfg.model.name), 0)
     steps = math.ceil(math.ceil(sequences / batch) / gpus) * new_tokens
     return steps * (base * BYTES_PER_PARAM.get(bits, 2) / (GPU_BANDWIDTH[gpu] * 0.3) + STEP_OVERHEAD_S) / 3600
 
-def time_line(hours: float, gpus: int = 2, gpu: str = 'T4', cpu: bool = False) -> str:
-    "The last line of every stage's dry run."
-    return f'  time      ~{fmt_time(hours)} ' + ('on the CPU (estimate)' if cpu else f'on {gpus} x {gpu} (estimate)')
+def where(cfg: Config | None = None, gpus: int = 2, gpu: str = 'T4', cpu: bool = False) -> str:
+    "What a plan's time is for: this CPU, calibrated (`plans_for_cpu(cfg)`), the CPU in general, or the GPUs."
+    if cfg is not None and plans_for_cpu(cfg): return f'on this CPU ({cpu_cores()} cores, calibrated)'
+    return 'on the CPU (estimate)' if cpu else f'on {gpus} x {gpu} (estimate)'
+
+def time_line(hours: float, gpus: int = 2, gpu: str = 'T4', cpu: bool = False, cfg: Config | None = None) -> str:
+    "The last line of every stage's dry run (give `cfg` so that it can say when the plan is for this CPU)."
+    return f'  time      ~{fmt_time(hours)} ' + where(cfg, gpus, gpu, cpu)
+
+_TIME = re.compile(r'^\s*time\s+~(\d+(?:\.\d+)?) (s|min|h) ', re.M)
+
+def planned_hours(plan_text: str) -> float:
+    "The hours of the time lines in a plan's text (`time_line`'s format), added up: a main job's expected total."
+    return sum(float(v) / {'s': 3600, 'min': 60, 'h': 1}[u] for v, u in _TIME.findall(plan_text))
 
 
 # %% ../nbs/33_dryrun.ipynb #e0e2a9c2
@@ -95,7 +123,7 @@ def activation_bytes(config, tokens: int, checkpointing: bool) -> int:
 @dataclass
 class Plan:
     stage: str; records: int; tokens: int; source: str; steps: int; tokens_per_step: int
-    params: int; lora_params: int; memory_gb: float; hours: float; gpus: int; gpu: str
+    params: int; lora_params: int; memory_gb: float; hours: float; gpus: int; gpu: str; where: str = ''
     def __str__(self):
         sessions = math.ceil(self.hours / 11.5) if self.hours else 0
         return '\n'.join([
@@ -104,7 +132,7 @@ class Plan:
             f'  steps     {self.steps:,} optimizer steps of {self.tokens_per_step:,} tokens',
             f'  model     {self.params / 1e9:.2f} B parameters, LoRA {self.lora_params / 1e6:.1f} M trainable',
             f'  memory    ~{self.memory_gb:.1f} GB per GPU (estimate; a T4 has 15 GB)',
-            f'  time      ~{fmt_time(self.hours)} on {self.gpus} x {self.gpu} (estimate at 10% of fp16 peak)',
+            f'  time      ~{fmt_time(self.hours)} ' + (self.where or f'on {self.gpus} x {self.gpu} (estimate at 10% of fp16 peak)'),
             f'  Kaggle    {sessions} session(s) of 12 h; {self.hours / 30:.0%} of a 30 h weekly GPU quota (counted in session hours)'])
 
 def plan_stage(cfg: Config, stage: str, curate_dir=None, gpus: int = 2, gpu: str = 'T4', mixture: str | None = None) -> Plan:
@@ -121,7 +149,19 @@ def plan_stage(cfg: Config, stage: str, curate_dir=None, gpus: int = 2, gpu: str
     acts = activation_bytes(SimpleNamespace(**s), row, t.gradient_checkpointing != 'off')
     mem = base * bytes_per + lora * 16 + acts + row * 0.5 * s['vocab_size'] * 4 * 2 + 0.6e9
     hours = training_hours(cfg, trained, gpus=gpus, gpu=gpu)
-    return Plan(stage, records, tokens, source, steps, t.tokens_per_step, base, lora, mem / 1e9, hours, gpus, gpu)
+    if plans_for_cpu(cfg): hours += cpu_extras_hours(cfg, t, steps, records, tokens)
+    return Plan(stage, records, tokens, source, steps, t.tokens_per_step, base, lora, mem / 1e9, hours, gpus, gpu,
+                where(cfg) if plans_for_cpu(cfg) else '')
+
+def cpu_extras_hours(cfg: Config, t, steps: int, records: int, tokens: int, samples: int = 3, sample_tokens: int = 64) -> float:
+    """What a training stage does besides its steps, which a CPU notices: the held-out loss (at the start, every
+    `eval_every` steps and at the end) and the sample generations (every `sample_every` steps and at the end)."""
+    d = cfg.curate.data
+    held = min(d.heldout_max or records, max(1, round(records * d.heldout_fraction))) * tokens / max(1, records)
+    evals = (1 + steps // t.eval_every + (steps % t.eval_every > 0)) if t.eval_every else 0
+    shows = (steps // t.sample_every + (steps % t.sample_every > 0)) if t.sample_every else 0
+    c, (a, b) = calibration(cfg), calibration(cfg)['decode_s']
+    return (evals * held * c['forward_s_per_token'] + shows * sample_tokens * (a + b * samples)) / 3600
 
 def lm_stage_plan(stage, cfg: Config, curate_dir=None) -> str:
     "The dry-run plan of an LM training Stage (the `plan` of sft and cot), as text."

@@ -245,7 +245,7 @@ def eval_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     bits = max((t.quant.bits for t in trained), default=0)
     hours = (1 + len(trained)) * generation_hours(cfg, per_model, ec.max_new_tokens, ec.batch_size, bits)
     return (f'eval: base and each stage, up to {ec.n_problems or "all"} problems per set, {ec.max_new_tokens} new tokens\n'
-            + time_line(hours))
+            + time_line(hours, cfg=cfg))
 
 STAGE = Stage('eval', after=None, trains=False, runner=lambda st, cfg, **kw: run_eval(cfg, **kw), plan=eval_plan,
               help='stage 6: evaluate the base and every stage of the run, write the report',

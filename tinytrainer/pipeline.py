@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import cot, curate, dpo, eval, preference, sft
 from .config import Config, ConfigError
+from .dryrun import fmt_time, planned_hours, where
 from .runs import RunConflict, Stage, in_rounds, read_manifest, run_dir, set_aside
 
 
@@ -63,6 +64,7 @@ def run_pipeline(cfg: Config, name: str | None = None, force: bool = False, num_
     name, t0, times = name or cfg.preset, time.time(), {}
     todo = [s for s in pipeline_stages(cfg) if stages is None or s.section in stages]
     left = sum(budget_min(cfg, s.section) for s in todo)
+    if stages is None: print(next(l for l in pipeline_plan(cfg, name).splitlines() if l.startswith('Expected total')), flush=True)
     for i, st in enumerate(todo):
         print(f"\n== stage {i + 1}/{len(todo)}: {st.name} ({name}) == {time.time() - t0:.0f} s so far"
               + (f'; stage budgets left: {left:.0f} min' if left else ''), flush=True)
@@ -97,6 +99,8 @@ def pipeline_plan(cfg: Config, name: str | None = None) -> str:
         text = st.plan(st, cfg, cur) if st.plan else f'{st.name}: {st.help}'
         first, *rest = text.splitlines()
         lines += [f'{i}. {first}'] + ['   ' + l for l in rest]
+    total = planned_hours('\n'.join(lines))
+    lines += ['', f"Expected total: ~{fmt_time(total)} {where(cfg)} (the stages' estimates added up)"]
     budgets = {s.name: budget_min(cfg, s.section) for s in pipeline_stages(cfg)}
     if any(budgets.values()):
         lines += ['', 'Time budgets: ' + ', '.join(f'{s} {b:g} min' for s, b in budgets.items() if b)]

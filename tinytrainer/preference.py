@@ -260,7 +260,7 @@ def preference_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     n = (pc.n_prompts + pc.heldout_prompts) * pc.k
     hours = generation_hours(cfg, n, pc.max_new_tokens, pc.batch_size, cfg.cot.quant.bits)   # the quantization the sampler loads the base with
     return (f'{stage.name}: {pc.n_prompts} + {pc.heldout_prompts} held-out prompts x {pc.k} samples, at most '
-            f'{n * pc.max_new_tokens:,} new tokens, scorer {pc.scorer}\n' + time_line(hours))
+            f'{n * pc.max_new_tokens:,} new tokens, scorer {pc.scorer}\n' + time_line(hours, cfg=cfg))
 
 STAGE = Stage('preference', after='cot', trains=False, runner=lambda st, cfg, **kw: run_preference(cfg, stage=st, **kw),
               parallel=True, plan=preference_plan, check=check_prompts, per_round=True, help='stage 4: preference pairs sampled from the CoT stack and scored',
