@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import get_type_hints
 
 from .progress import progress_bar
-from .tokenization import encode_prompts, render_prompt
 
 from .assets import load_tokenizer
 from .config import Config, DataSpec, SFTConfig, SourceSpec, to_dict
@@ -20,10 +19,10 @@ from .runs import Kernel, Stage, atomic_write, content_hash, fingerprint, finish
 from .sources import format_row
 
 # %% auto #0
-__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'PAIRS_RULE', 'CURATE_FORMAT', 'STAGE',
-           'norm', 'set_name', 'format_source', 'build_mixture', 'split_heldout', 'token_lengths', 'percentiles',
-           'pair_answers_cut', 'report_markdown', 'plot_lengths', 'curate_fingerprint', 'fits', 'open_all', 'curate',
-           'curate_plan', 'save_splits', 'data_fingerprint', 'load_curated']
+__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'CURATE_FORMAT', 'STAGE', 'norm', 'set_name',
+           'format_source', 'build_mixture', 'split_heldout', 'token_lengths', 'percentiles', 'report_markdown',
+           'plot_lengths', 'curate_fingerprint', 'fits', 'open_all', 'curate', 'curate_plan', 'save_splits',
+           'data_fingerprint', 'load_curated']
 
 # %% ../nbs/41_curate.ipynb #f5edf618
 EVAL = 'eval'   # the mixture of evaluation problems
@@ -115,22 +114,6 @@ def percentiles(xs, ps=(50, 90, 99)) -> dict:
     out = {f'p{p}': s[min(len(s) - 1, max(0, -(-p * len(s) // 100) - 1))] for p in ps}
     return {**out, 'max': s[-1], 'mean': round(sum(s) / len(s), 1)}
 
-# %% ../nbs/41_curate.ipynb #7929f085
-PAIRS_RULE = ('Pairs longer than `model.max_len`: a prompt that does not fit is skipped (too_long); an answer that runs past '
-              'it is cut from the right by DPO, after the whole prompt (counted as "answers cut").')
-
-def pair_answers_cut(recs, tokenizer, max_len: int, fmt: str) -> Counter:
-    "Per set: pairs whose chosen or rejected answer (after the prompt, with EOS) runs past `max_len`, as DPO tokenizes them."
-    recs = list(recs)
-    if not recs: return Counter()
-    hist = lambda r: json.loads(r['history']) if isinstance(r.get('history'), str) and r['history'] else r.get('history') or None
-    prompts = encode_prompts(tokenizer, [render_prompt(tokenizer, r['prompt'], fmt, hist(r)) for r in recs])
-    longest = lambda key: [len(x) for x in tokenizer([r[key] for r in recs], add_special_tokens=False)['input_ids']]
-    cut = Counter()
-    for r, p, c, j in zip(recs, prompts, longest('completion'), longest('rejected')):   # a pair record's chosen answer is its completion
-        if len(p) + max(c, j) + 1 > max_len: cut[r['set']] += 1
-    return cut
-
 # %% ../nbs/41_curate.ipynb #abbeb502
 def report_markdown(rep: dict) -> str:
     "The curation report as Markdown."
@@ -145,13 +128,11 @@ def report_markdown(rep: dict) -> str:
         for s in m['sources']:
             why = ', '.join(f'{k}: {v}' for k, v in s['skipped'].items()) or '-'
             if s['bad_json_lines']: why += f" (bad JSON lines {', '.join(map(str, s['bad_json_lines']))})"
-            if s.get('answers_cut'): why += f" (answers cut at model.max_len: {s['answers_cut']})"
             if s.get('unread'): why += f" (files not read: {', '.join(f'{f} ({r})' for f, r in s['unread'].items())})"
             t = s.get('tokens') or {}
             lines.append(f"| {s['set']} | {s['license']} | {s['rows']} | {s['kept']} | {why} | "
                          + ' | '.join(str(t.get(k, '-')) for k in ('p50', 'p90', 'p99', 'max')) + ' |')
         lines.append('')
-        if mix == PAIRS: lines += [PAIRS_RULE, '']
     nc = sorted({s['set'] for m in rep['mixtures'].values() for s in m['sources'] if 'NC' in s['license']})
     if nc: lines += [f"Non-commercial licence in this data: {', '.join(nc)}.", '']
     if rep.get('plot'): lines += [f"![token lengths]({rep['plot']})", '']
@@ -224,12 +205,10 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
     random.Random(f'{d.seed}:preference').shuffle(recs)   # the sources mixed: the preference stage takes the first prompts
     splits['preference'] = recs
     rep['mixtures']['preference'] = dict(train=len(recs), heldout=0, sources=stats)
-    # your own pairs: never an eval problem; a prompt beyond max_len is skipped, an answer beyond it is cut by DPO (counted)
+    # your own pairs: never an eval problem; a chosen or rejected answer beyond max_len is cut by DPO (counted there)
     recs, stats = build_mixture(opened[PAIRS], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=fits(cfg, tok, PAIRS))
     splits[f'{PAIRS}_train'], splits[f'{PAIRS}_heldout'] = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, PAIRS)
     rep['mixtures'][PAIRS] = dict(train=len(splits[f'{PAIRS}_train']), heldout=len(splits[f'{PAIRS}_heldout']), sources=stats)
-    cut = pair_answers_cut(recs, tok, cfg.model.max_len, cfg.model.prompt_format)
-    for s in stats: s['answers_cut'] = cut.get(s['set'], 0)
     lengths = {}
     for mix, m in rep['mixtures'].items():
         recs = splits[mix] if mix in splits else splits[f'{mix}_train'] + splits[f'{mix}_heldout']
