@@ -16,7 +16,7 @@ from .tokenization import render_prompt
 # %% auto #0
 __all__ = ['PROBE_PROMPT', 'MERGE_DTYPES', 'resolve_stack', 'run_config', 'base_seed', 'load_run', 'adapters', 'probe_logits',
            'ProbeError', 'save_probe', 'load_probe', 'check_run', 'MergeError', 'merge_model', 'merge_run', 'hub_token',
-           'HubError', 'push_to_hub', 'merged_adapters']
+           'push_to_hub', 'merged_adapters']
 
 # %% ../nbs/21_stack.ipynb #e5704ab6
 def resolve_stack(run, man: dict | None = None) -> list[tuple[str, Path]]:
@@ -169,9 +169,6 @@ def _check_no_secret(folder: Path, token: str):
         if f.is_file() and token.encode() in f.read_bytes():
             raise RuntimeError(f'{f} contains the Hub token; refusing to upload it')
 
-class HubError(RuntimeError):
-    "An upload to the Hub that failed; the message says why and that the run is untouched."
-
 def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = True, api=None) -> str:
     "Upload `folder` (an adapter or a merged model) to the Hub repo `repo_id`; returns the repo's address."
     folder = Path(folder)
@@ -183,13 +180,8 @@ def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = 
     if api is None:
         from huggingface_hub import HfApi
         api = HfApi()
-    try:
-        api.create_repo(repo_id, token=token, private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, token=token, commit_message='Upload from TinyTrainer')
-    except Exception as e:   # offline, no network, refused, rate-limited: the upload is the only thing that failed
-        raise HubError(f"uploading {folder} to the Hub repo {repo_id} failed ({type(e).__name__}: {str(e).replace(token, '***')}). "
-                       "Nothing of the run was changed; retry the same command when the Hub can be reached"
-                       + (' (HF_HUB_OFFLINE=1 is set: unset it)' if os.environ.get('HF_HUB_OFFLINE', '0') not in ('', '0') else '')) from None
+    api.create_repo(repo_id, token=token, private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, token=token, commit_message='Upload from TinyTrainer')
     return f'https://huggingface.co/{repo_id}'
 
 # %% ../nbs/21_stack.ipynb #ce47d331
