@@ -20,8 +20,8 @@ def _gguf():
 
 # %% auto #0
 __all__ = ['OUTTYPES', 'GGUF_ARCHS', 'CHECK_CONVERSATIONS', 'EXPORT_EXAMPLE', 'llama_permute', 'gguf_tensors', 'tokenizer_fields',
-           'check_destination', 'write_gguf', 'TemplateError', 'chat_parts', 'ollama_template', 'render_go_template',
-           'stop_strings', 'ollama_modelfile', 'export_gguf']
+           'write_gguf', 'TemplateError', 'chat_parts', 'ollama_template', 'render_go_template', 'stop_strings',
+           'ollama_modelfile', 'export_gguf']
 
 # %% ../nbs/54_export.ipynb #24781f8f
 def llama_permute(w, n_head: int, n_head_kv: int):
@@ -119,25 +119,11 @@ def _add_model(w, cfg, outtype: str, name: str):
     w.add_file_type(dict(f32=L.ALL_F32, f16=L.MOSTLY_F16, q8_0=L.MOSTLY_Q8_0)[outtype])
     w.add_quantization_version(_gguf().GGML_QUANT_VERSION)
 
-def _umask() -> int:
-    m = os.umask(0); os.umask(m); return m
-
 def _tmp_beside(path: Path) -> Path:
-    "An empty file next to `path` to write and then rename over it, with the usual mode (0644 under umask 022, not mkstemp's 0600)."
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())   # an ollama service user must be able to read the export
     return Path(tmp)
-
-def check_destination(out: Path):
-    "Before any work: `out` (a folder, made if missing, or a path ending in .gguf) can be written; else a named error."
-    folder = out.parent if out.suffix == '.gguf' else out
-    for p in [folder, *folder.parents]:
-        if not p.exists(): continue
-        if not p.is_dir(): raise FileExistsError(f'{p} is a file; --out takes a folder (made if missing) or a path ending in .gguf')
-        if not os.access(p, os.W_OK): raise PermissionError(f'{p}: not writable; choose another --out')
-        return
 
 def _refuse_existing(*paths, force: bool):
     for p in paths:
@@ -334,7 +320,6 @@ def export_gguf(run, out, outtype: str = 'f16', force: bool = False) -> Path:
     """Merge the stack of finished run `run` into its unquantized base and write a GGUF file and an Ollama `Modelfile`.
     `out` is a folder (the file is named `<name>-<stage>-<outtype>.gguf`) or a `.gguf` path; returns the GGUF's path."""
     run, out = Path(run), Path(out)
-    check_destination(out)   # before the run is read or a model loaded
     man = read_manifest(run)
     if man is None: raise FileNotFoundError(f'{run}: not a finished run (no manifest.json)')
     if outtype not in OUTTYPES: raise ValueError(f"outtype: expected one of {', '.join(OUTTYPES)}; got {outtype!r}")
