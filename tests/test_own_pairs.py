@@ -111,3 +111,9 @@ def test_long_pairs_are_cut_and_counted(root):
     from tinytrainer.assets import load_tokenizer
     ex, counts = tokenize_pairs(own_pairs(cur), load_tokenizer('asset:smollm2-135m'), cfg.model.prompt_format, 128)
     assert counts == dict(kept=8, prompt_cut_left=1, answer_cut_right=1, same_after_cut=0) and max(s for e in ex for s in e['segments']) == 128
+
+def test_too_few_own_pairs_are_named_before_training(root):
+    cfg = own_config(root, FILES, **{'dpo.min_pairs': 500})
+    with pytest.raises(Exception) as e: stage('dpo').run(cfg, name='mine')   # SFT and CoT of `mine` are finished (first test)
+    assert type(e.value).__name__ == 'TooFewPairs' and 'of your own training pairs' in str(e.value) and 'curate.data.pairs' in str(e.value), str(e.value)
+    assert not (root / 'runs' / 'mine' / 'preference').exists()

@@ -185,6 +185,10 @@ class TooFewPairs(ValueError):
     "A DPO round has fewer training pairs than `dpo.min_pairs`; the message says which settings give more."
 
 def too_few_pairs(stage: Stage, cfg: Config, n: int, where) -> TooFewPairs:
+    if own_only(stage, cfg) is not stage or not stage.data_from:   # your own pairs only
+        return TooFewPairs(f'{stage.name}: {n} of your own training pairs in {where}, fewer than dpo.min_pairs ({cfg.dpo.min_pairs}). '
+                           'For more, add pairs to curate.data.pairs (its curation report says which rows were skipped and why), '
+                           'or lower dpo.min_pairs')
     return TooFewPairs(f'{stage.name}: {n} training pairs in {where}, fewer than dpo.min_pairs ({cfg.dpo.min_pairs}). For more, '
                        'raise preference.n_prompts (or preference.k, preference.pairs_per_prompt), set preference.reference_fallback, '
                        'or add your own pairs (curate.data.pairs); or lower dpo.min_pairs'
