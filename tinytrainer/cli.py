@@ -18,7 +18,7 @@ from .pipeline import STAGES, pipeline_plan, run_pipeline, stage, stage_in_round
 from .runs import RunConflict, RunNameError, find_run, read_manifest, run_dir
 from .checkpoint import CheckpointError
 from .export import EXPORT_EXAMPLE, OUTTYPES, export_gguf
-from .stack import MergeError, ProbeError, merge_run, push_to_hub
+from .stack import HubError, MergeError, ProbeError, merge_run, push_to_hub
 from .train import NonFiniteLoss
 from .dpo import TooFewPairs
 from .eval import check_chain
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     "Entry point of the `tinytrainer` command."
     a = parse(argv)
     try: return COMMANDS.get(a.command, cmd_stage)(a)
-    except (ConfigError, DataError, RunConflict, RunNameError, MergeError, CheckpointError, NonFiniteLoss, ProbeError, TooFewPairs, FileNotFoundError, FileExistsError, PermissionError) as e:
+    except (ConfigError, DataError, RunConflict, RunNameError, MergeError, CheckpointError, NonFiniteLoss, ProbeError, TooFewPairs, HubError, FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f'tinytrainer {a.command}: error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,12 +17,13 @@ from .dryrun import CURATE_RECORDS_PER_S, time_line
 from .loading import DataError, Opened, drop_too_long, open_source
 from .runs import Kernel, Stage, atomic_write, content_hash, fingerprint, finish_run, run_once, write_json
 from .sources import format_row
+from .tokenization import encode_prompts, eos_id, render_prompt
 
 # %% auto #0
-__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'CURATE_FORMAT', 'STAGE', 'norm', 'set_name',
-           'format_source', 'build_mixture', 'split_heldout', 'token_lengths', 'percentiles', 'report_markdown',
-           'plot_lengths', 'curate_fingerprint', 'fits', 'open_all', 'curate', 'curate_plan', 'save_splits',
-           'data_fingerprint', 'load_curated']
+__all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'CHARS_PER_TOKEN', 'CURATE_FORMAT', 'STAGE',
+           'norm', 'set_name', 'format_source', 'build_mixture', 'split_heldout', 'token_lengths', 'percentiles',
+           'report_markdown', 'plot_lengths', 'cut_pair', 'pair_tokens', 'fit_pairs', 'curate_fingerprint', 'fits',
+           'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint', 'load_curated']
 
 # %% ../nbs/41_curate.ipynb #f5edf618
 EVAL = 'eval'   # the mixture of evaluation problems
@@ -128,6 +129,7 @@ def report_markdown(rep: dict) -> str:
         for s in m['sources']:
             why = ', '.join(f'{k}: {v}' for k, v in s['skipped'].items()) or '-'
             if s['bad_json_lines']: why += f" (bad JSON lines {', '.join(map(str, s['bad_json_lines']))})"
+            if s.get('cut'): why += f" (kept, cut to model.max_len: {', '.join(f'{k} {v}' for k, v in s['cut'].items())})"
             if s.get('unread'): why += f" (files not read: {', '.join(f'{f} ({r})' for f, r in s['unread'].items())})"
             t = s.get('tokens') or {}
             lines.append(f"| {s['set']} | {s['license']} | {s['rows']} | {s['kept']} | {why} | "
@@ -150,8 +152,49 @@ def plot_lengths(lengths: dict, path):
         ax.set_title(mix); ax.set_xlabel('tokens'); ax.set_ylabel('records'); ax.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
+# %% ../nbs/41_curate.ipynb #3a05dfb3
+CHARS_PER_TOKEN = 64   # texts are clipped to this many characters per token of max_len before tokenising
+
+def cut_pair(prompt: list[int], chosen: list[int], rejected: list[int], eos: int, max_len: int) -> tuple[list, list, list, list]:
+    """(prompt, chosen + EOS, rejected + EOS, cuts) fitted to `max_len` per sequence: the prompt cut from the left
+    (to no less than max_len // 2), then the answers from the right (a cut answer loses its EOS); `cuts` names what was cut."""
+    cuts, longest = [], max(len(chosen), len(rejected)) + 1
+    if len(prompt) + longest > max_len and len(prompt) > max_len // 2:
+        prompt = prompt[-max(max_len // 2, max_len - longest):]; cuts.append('prompt_cut_left')
+    room = max_len - len(prompt)
+    c, r = (chosen + [eos])[:room], (rejected + [eos])[:room]
+    if len(c) <= len(chosen) or len(r) <= len(rejected): cuts.append('answer_cut_right')
+    return prompt, c, r, cuts
+
+def pair_tokens(tokenizer, prompts: list[str], chosen: list[str], rejected: list[str], max_len: int) -> list[tuple]:
+    "`cut_pair` of each pair of rendered prompts and answer texts (texts first clipped to `CHARS_PER_TOKEN` x max_len)."
+    limit = max_len * CHARS_PER_TOKEN
+    long = [len(t) > limit for t in prompts]
+    short = iter(encode_prompts(tokenizer, [t for t, l in zip(prompts, long) if not l]) if not all(long) else [])
+    tail = iter(tokenizer([t[-limit:] for t, l in zip(prompts, long) if l], add_special_tokens=False)['input_ids'] if any(long) else [])
+    ps = [next(tail) if l else next(short) for l in long]
+    enc = lambda texts: tokenizer([t[:limit] for t in texts], add_special_tokens=False)['input_ids'] if texts else []
+    eos = eos_id(tokenizer)
+    return [cut_pair(p, c, r, eos, max_len) for p, c, r in zip(ps, enc(chosen), enc(rejected))]
+
+def fit_pairs(cfg: Config, tok):
+    """The length rule of your own pairs as a `build_mixture` fit: pairs are cut, not dropped (`cut_pair`), except
+    those whose answers are the same once cut; `.cuts` holds, per source (call), the pairs kept with each cut."""
+    def fit(recs, why):
+        recs, cuts = list(recs), Counter()
+        prompts = [render_prompt(tok, r['prompt'], cfg.model.prompt_format, json.loads(r['history']) if r['history'] else None) for r in recs]
+        kept = []
+        for rec, (_, c, r, cut) in zip(recs, pair_tokens(tok, prompts, [r['completion'] for r in recs], [r['rejected'] for r in recs], cfg.model.max_len)):
+            if c == r: why['same_after_cut'] += 1; continue
+            cuts.update(cut); kept.append(rec)
+        fit.cuts.append(dict(sorted(cuts.items())))
+        return kept
+    fit.cuts = []
+    return fit
+
+
 # %% ../nbs/41_curate.ipynb #bd84ecaa
-CURATE_FORMAT = 2   # bumped when the same config curates other data (2: the preference split is shuffled)
+CURATE_FORMAT = 3   # bumped when the same config curates other data (2: the preference split is shuffled; 3: long pairs cut, not dropped)
 
 def curate_fingerprint(cfg: Config) -> str:
     d = cfg.curate.data
@@ -205,8 +248,9 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
     random.Random(f'{d.seed}:preference').shuffle(recs)   # the sources mixed: the preference stage takes the first prompts
     splits['preference'] = recs
     rep['mixtures']['preference'] = dict(train=len(recs), heldout=0, sources=stats)
-    # your own pairs: never an eval problem; a chosen or rejected answer beyond max_len is cut by DPO (counted there)
-    recs, stats = build_mixture(opened[PAIRS], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=fits(cfg, tok, PAIRS))
+    # your own pairs: never an eval problem; what is beyond max_len is cut as DPO cuts it, and counted (`fit_pairs`)
+    recs, stats = build_mixture(opened[PAIRS], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=(fit := fit_pairs(cfg, tok)))
+    for s, cut in zip(stats, fit.cuts): s['cut'] = cut
     splits[f'{PAIRS}_train'], splits[f'{PAIRS}_heldout'] = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, PAIRS)
     rep['mixtures'][PAIRS] = dict(train=len(splits[f'{PAIRS}_train']), heldout=len(splits[f'{PAIRS}_heldout']), sources=stats)
     lengths = {}

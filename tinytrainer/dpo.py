@@ -5,24 +5,25 @@
 # %% ../nbs/45_dpo.ipynb #228d706f
 from __future__ import annotations
 import contextlib, json, math
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Config, DPOConfig
 from .dryrun import data_tokens, time_line, training_hours
-from .curate import PAIRS, STAGE as CURATE, load_curated
+from .curate import PAIRS, STAGE as CURATE, load_curated, pair_tokens
 from .model import activate_stack, active_adapters
-from .preference import load_pairs
+from .preference import STAGE as PREFERENCE, load_pairs
 from .runs import Kernel, Stage, atomic_write, read_json, read_manifest
 from .progress import progress_bar
 from .stage import run_stage
-from .tokenization import IGNORE, encode_prompts, eos_id, make_rows, render_prompt
+from .tokenization import IGNORE, make_rows, render_prompt
 from .train import collate, label_positions, lm_forward, use_packed_attention
 
 
 # %% auto #0
 __all__ = ['LOSSES', 'METRICS', 'PAIR_YIELD', 'STAGE', 'preference_loss', 'no_dropout', 'sequence_logps', 'dpo_loss_fn',
            'tokenize_pairs', 'pair_logps', 'reference_logps', 'own_pairs', 'dpo_pairs', 'TooFewPairs', 'too_few_pairs',
-           'check_pairs', 'dpo_examples', 'dpo_objective', 'dpo_plan', 'run_dpo']
+           'check_pairs', 'own_only', 'run_dpo_stage', 'dpo_examples', 'dpo_objective', 'dpo_plan', 'run_dpo']
 
 # %% ../nbs/45_dpo.ipynb #bfe76f44
 LOSSES = ('sigmoid', 'ipo', 'hinge', 'cdpo', 'rdpo')
@@ -96,21 +97,21 @@ def dpo_loss_fn(dc: DPOConfig):
 
 # %% ../nbs/45_dpo.ipynb #cf67081c
 def tokenize_pairs(pairs: list[dict], tokenizer, fmt: str, max_len: int) -> tuple[list[dict], dict]:
-    "(examples, counts): one two-sequence example per pair (chosen, then rejected), labels on the responses only."
-    if not pairs: return [], dict(kept=0)
-    prompts = encode_prompts(tokenizer, [render_prompt(tokenizer, p['prompt'], fmt, p.get('history')) for p in pairs])
-    enc = lambda key: tokenizer([p[key] for p in pairs], add_special_tokens=False)['input_ids']
-    eos, out, counts = eos_id(tokenizer), [], dict(kept=0, truncated=0, dropped=0)
-    for pair, p, c, r in zip(pairs, prompts, enc('chosen'), enc('rejected')):
-        if len(p) >= max_len - 1: counts['dropped'] += 1; continue
-        ids, labels, segs = [], [], []
-        for resp in (c, r):
-            seq = (p + resp + [eos])
-            if len(seq) > max_len: seq = seq[:max_len]; counts['truncated'] += 1
-            ids += seq; labels += [IGNORE] * len(p) + seq[len(p):]; segs.append(len(seq))
+    """(examples, counts): one two-sequence example per pair (chosen, then rejected), labels on the responses only,
+    each sequence cut to `max_len` by curation's rule (`curate.cut_pair`: the prompt from the left, then the answers
+    from the right); counts: kept, and of those `prompt_cut_left`, `answer_cut_right`; `same_after_cut` dropped."""
+    counts = dict(kept=0, prompt_cut_left=0, answer_cut_right=0, same_after_cut=0)
+    if not pairs: return [], counts
+    prompts = [render_prompt(tokenizer, p['prompt'], fmt, p.get('history')) for p in pairs]
+    out = []
+    for pair, (p, c, r, cuts) in zip(pairs, pair_tokens(tokenizer, prompts, [p['chosen'] for p in pairs], [p['rejected'] for p in pairs], max_len)):
+        if c == r: counts['same_after_cut'] += 1; continue
+        for k in cuts: counts[k] += 1
         counts['kept'] += 1
-        out.append(dict(input_ids=ids, labels=labels, segments=segs, units=1, key=f"{pair['split']}:{pair['id']}"))
+        out.append(dict(input_ids=p + c + p + r, labels=[IGNORE] * len(p) + c + [IGNORE] * len(p) + r,
+                        segments=[len(p) + len(c), len(p) + len(r)], units=1, key=f"{pair['split']}:{pair['id']}"))
     return out, counts
+
 
 # %% ../nbs/45_dpo.ipynb #b442148d
 def _without(model, name: str | None):
@@ -184,17 +185,33 @@ class TooFewPairs(ValueError):
     "A DPO round has fewer training pairs than `dpo.min_pairs`; the message says which settings give more."
 
 def too_few_pairs(stage: Stage, cfg: Config, n: int, where) -> TooFewPairs:
+    if own_only(stage, cfg) is not stage or not stage.data_from:   # your own pairs only
+        return TooFewPairs(f'{stage.name}: {n} of your own training pairs in {where}, fewer than dpo.min_pairs ({cfg.dpo.min_pairs}). '
+                           'For more, add pairs to curate.data.pairs (its curation report says which rows were skipped and why), '
+                           'or lower dpo.min_pairs')
     return TooFewPairs(f'{stage.name}: {n} training pairs in {where}, fewer than dpo.min_pairs ({cfg.dpo.min_pairs}). For more, '
                        'raise preference.n_prompts (or preference.k, preference.pairs_per_prompt), set preference.reference_fallback, '
                        'or add your own pairs (curate.data.pairs); or lower dpo.min_pairs'
                        + (' or dpo.rounds (a later round samples from a stack that gets more answers right)' if stage.round > 1 else ''))
 
 def check_pairs(stage: Stage, cfg: Config, curate_dir):
-    "The DPO stage's `check`: once its preference run is finished, at least `dpo.min_pairs` training pairs (else `TooFewPairs`)."
-    pref = Path(curate_dir).parent / stage.data_from
-    if read_manifest(pref) is None: return   # not sampled yet: the stage checks again when it runs
+    """The DPO stage's `check`: at least `dpo.min_pairs` training pairs (else `TooFewPairs`), counted once its
+    preference run is finished, or at once when it trains on your own pairs only."""
+    pref = Path(curate_dir).parent / stage.data_from if stage.data_from else curate_dir
+    if stage.data_from and read_manifest(pref) is None: return   # not sampled yet: the stage checks again when it runs
     n = sum(p['split'] == 'train' for p in dpo_pairs(cfg, pref, curate_dir, stage.round))
     if n < cfg.dpo.min_pairs: raise too_few_pairs(stage, cfg, n, pref)
+
+def own_only(stage: Stage, cfg: Config) -> Stage:
+    """The DPO stage as `cfg` runs it. On your own pairs only (`dpo.pairs='own'`, round 1) nothing is sampled: it
+    builds on the stack the preference stage would sample from (CoT's), its reference that stack, and it reads no
+    preference run (`data_from` None: its data is the curated `pairs` mixture)."""
+    if cfg.dpo.pairs != 'own' or stage.round != 1: return stage
+    return replace(stage, after=PREFERENCE.after, data_from=None)
+
+def run_dpo_stage(stage: Stage, cfg: Config, **kw) -> Path:
+    "The DPO stage's `runner`: the shared `run_stage`, on the stage `own_only` makes of it."
+    return run_stage(own_only(stage, cfg), cfg, **kw)
 
 def dpo_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) -> dict:
     "Training data of the DPO stage: the pairs of `dpo.pairs` with their reference log-probs."
@@ -202,7 +219,7 @@ def dpo_examples(cfg: Config, stage: Stage, tok, data_dir, acc, model, run_dir) 
     fmt, max_len, cap = cfg.model.prompt_format, cfg.model.max_len, cfg.dpo.train.micro_batch_tokens
     train, counts = tokenize_pairs([p for p in pairs if p['split'] == 'train'], tok, fmt, max_len)
     held, _ = tokenize_pairs([p for p in pairs if p['split'] == 'heldout'], tok, fmt, max_len)
-    if len(train) < cfg.dpo.min_pairs: raise too_few_pairs(stage, cfg, len(train), f'{data_dir} (after tokenization)')
+    if len(train) < cfg.dpo.min_pairs: raise too_few_pairs(stage, cfg, len(train), f'{data_dir} (after the length cut)')
     no_dropout(acc.unwrap_model(model))   # the policy as DPO trains it, before its reference is taken
     # the reference is the policy as this round starts: the stack below a new adapter, or all of it in a later round
     ref = reference_logps(acc, model, train + held, run_dir, cap, tok.pad_token_id, leave_out=None if stage.continues else stage.name)
@@ -225,13 +242,18 @@ def dpo_plan(stage: Stage, cfg: Config, curate_dir=None) -> str:
     records, tokens, _ = data_tokens(cfg, 'preference')   # the curated mixture the pairs' prompts come from
     per_pair = 2 * (tokens / max(1, records) + pc.max_new_tokens)      # chosen and rejected, each prompt + response
     pairs = pc.n_prompts * pc.pairs_per_prompt
+    own = own_only(stage, cfg) is not stage
+    if own:   # your pairs only: at most max_len per sequence, their number known after curation
+        pairs = sum(s.cap or 1000 for s in cfg.curate.data.pairs); per_pair = 2 * cfg.model.max_len
     n_steps = d.train.max_steps or math.ceil(pairs * per_pair * d.train.epochs / d.train.tokens_per_step)
-    expected = math.ceil((pairs + pc.heldout_prompts * pc.pairs_per_prompt) * PAIR_YIELD)   # train and held-out pairs
+    expected = pairs if own else math.ceil((pairs + pc.heldout_prompts * pc.pairs_per_prompt) * PAIR_YIELD)   # train and held-out pairs
     hours = training_hours(cfg, n_steps * d.train.tokens_per_step, forward_tokens=int(expected * per_pair))
-    return (f'{stage.name}: loss {d.loss} (beta {d.beta}{nll}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
-            f'{pairs} pairs (time for ~{expected} with the held-out ones), reference log-probs first\n' + time_line(hours, cfg=cfg))
+    on = f', your own pairs only, on the {PREFERENCE.after} stack' if own else ''
+    kept = '' if own else f' (time for ~{expected} with the held-out ones)'
+    return (f'{stage.name}: loss {d.loss} (beta {d.beta}{nll}{on}), {steps} of {d.train.tokens_per_step:,} tokens over at most '
+            f'{pairs} pairs{kept}, reference log-probs first\n' + time_line(hours, cfg=cfg))
 
-STAGE = Stage('dpo', after='preference', trains=True, runner=run_stage, examples=dpo_examples, objective=dpo_objective,
+STAGE = Stage('dpo', after='preference', trains=True, runner=run_dpo_stage, examples=dpo_examples, objective=dpo_objective,
               data_from='preference', parallel=True, plan=dpo_plan, check=check_pairs, per_round=True,
               help='stage 5: a DPO adapter on the frozen stack, trained on the preference pairs (round 2 and on: --round)',
               kernel=Kernel('TinyTrainer 5 DPO', '45_dpo.ipynb', gpu=True, what='direct preference optimisation on those pairs'))

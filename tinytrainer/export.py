@@ -19,9 +19,9 @@ def _gguf():
     return gguf
 
 # %% auto #0
-__all__ = ['OUTTYPES', 'GGUF_ARCHS', 'CHECK_CONVERSATIONS', 'EXPORT_EXAMPLE', 'llama_permute', 'gguf_tensors', 'tokenizer_fields',
-           'write_gguf', 'TemplateError', 'chat_parts', 'ollama_template', 'render_go_template', 'stop_strings',
-           'ollama_modelfile', 'export_gguf']
+__all__ = ['OUTTYPES', 'GGUF_ARCHS', 'CHECK_CONVERSATIONS', 'EXPORT_EXAMPLE', 'llama_permute', 'gguf_tensors', 'source_pre',
+           'tokenizer_fields', 'write_gguf', 'TemplateError', 'chat_parts', 'ollama_template', 'render_go_template',
+           'stop_strings', 'ollama_modelfile', 'gguf_destination', 'export_gguf']
 
 # %% ../nbs/54_export.ipynb #24781f8f
 def llama_permute(w, n_head: int, n_head_kv: int):
@@ -66,6 +66,17 @@ def _pre_tokenizer(pre: dict | None) -> str:
     warnings.warn(f'unknown pre-tokenizer {kinds}: written as "default"; llama.cpp may split text differently')
     return 'default'
 
+def source_pre(tokenizer) -> str | None:
+    """`tokenizer.ggml.pre` of the GGUF file `tokenizer` was converted from (the offline SmolLM2 asset), else None.
+    transformers' GGUF reader rebuilds a byte-level tokenizer without the file's digit split, so its JSON form reads
+    as plain GPT-2; the file's own name is what the model was trained with (see the check below)."""
+    from tinytrainer.assets import smollm2_gguf, smollm2_tokenizer_dir
+    try:
+        if Path(tokenizer.name_or_path).resolve() != smollm2_tokenizer_dir().resolve(): return None
+        f = _gguf().GGUFReader(smollm2_gguf()).fields['tokenizer.ggml.pre']
+    except (FileNotFoundError, KeyError): return None
+    return f.contents()
+
 def tokenizer_fields(tokenizer, n_vocab: int | None = None) -> dict:
     "The GGUF tokenizer metadata of a transformers BPE tokenizer: byte-level ('gpt2') or SentencePiece-style ('llama')."
     T = _gguf().TokenType
@@ -82,7 +93,7 @@ def tokenizer_fields(tokenizer, n_vocab: int | None = None) -> dict:
         if spm and len(t) == 6 and t.startswith('<0x') and t.endswith('>'): types[i] = T.BYTE
     if spm and tokenizer.unk_token_id is not None: types[tokenizer.unk_token_id] = T.UNKNOWN
     ids = tokenizer('a').input_ids
-    f = dict(model='llama' if spm else 'gpt2', pre='default' if spm else _pre_tokenizer(j.get('pre_tokenizer')),
+    f = dict(model='llama' if spm else 'gpt2', pre='default' if spm else source_pre(tokenizer) or _pre_tokenizer(j.get('pre_tokenizer')),
              tokens=tokens, types=[int(t) for t in types],
              merges=[m if isinstance(m, str) else ' '.join(m) for m in model['merges']],
              bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id, unk=tokenizer.unk_token_id, pad=tokenizer.pad_token_id,
@@ -125,8 +136,15 @@ def _tmp_beside(path: Path) -> Path:
     os.close(fd)
     return Path(tmp)
 
+def _publish(tmp: Path, path: Path):
+    "Rename the finished `tmp` to `path`, readable by others as a file made by `open` is (0644 under umask 022), not 0600 like mkstemp's."
+    mask = os.umask(0); os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
 def _refuse_existing(*paths, force: bool):
     for p in paths:
+        if p.is_dir(): raise FileExistsError(f'{p} is a folder; choose another --out (a folder for the file, or a new path ending in .gguf)')
         if p.exists() and not force: raise FileExistsError(f'{p} exists; choose another --out or pass force=True (--force) to replace it')
 
 def write_gguf(model, tokenizer, path, outtype: str = 'f16', name: str = '', force: bool = False) -> Path:
@@ -142,7 +160,7 @@ def write_gguf(model, tokenizer, path, outtype: str = 'f16', name: str = '', for
         _add_tokenizer(w, tokenizer_fields(tokenizer, model.config.vocab_size))
         for n, data, qtype in gguf_tensors(model, outtype): w.add_tensor(n, data, raw_dtype=qtype)
         w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
     return path
@@ -150,7 +168,7 @@ def write_gguf(model, tokenizer, path, outtype: str = 'f16', name: str = '', for
 # %% ../nbs/54_export.ipynb #8cdffe0c
 class TemplateError(ValueError): pass
 
-_PROBES = dict(S=('system', 'XSYSX'), U=('user', 'XU1X'), A=('assistant', 'XA1X'), V=('user', 'XU2X'))
+_PROBES = dict(S=('system', 'XSYSX'), U=('user', 'XU1X'), A=('assistant', 'XA1X'), V=('user', 'XU2X'), T=('tool', 'XT1X'))
 
 def _cut_start(s: str, p: str) -> str:
     if not s.startswith(p): raise TemplateError(f'{s!r} does not start with {p!r}')
@@ -159,6 +177,20 @@ def _cut_start(s: str, p: str) -> str:
 def _cut_end(s: str, p: str) -> str:
     if not s.endswith(p): raise TemplateError(f'{s!r} does not end with {p!r}')
     return s[:len(s) - len(p)]
+
+def _other_role(render, prefix: dict, suffix: dict) -> dict | None:
+    """How the template renders a message of a role besides system, user and assistant (probed with `tool`):
+    {'prefix': (before, after) the role's name, 'suffix'} when it writes the role's name where the user's prefix
+    has `user` (ChatML); None when it leaves such a message out (Zephyr's) or refuses it (an error in jinja)."""
+    import jinja2
+    try: ut = render('UT')
+    except jinja2.TemplateError: return None
+    if 'XT1X' not in ut: return None
+    head, tail = ut.split('XU1X', 1)[1].split('XT1X', 1)
+    before, sep, after = prefix['user'].partition('user')
+    if not sep or _cut_start(head, suffix['user']) != before + 'tool' + after:
+        raise TemplateError(f'a tool message is rendered as {head!r}, not as a role of its own like the user\'s')
+    return dict(prefix=(before, after), suffix=tail)
 
 def chat_parts(tokenizer) -> dict:
     "Each role's prefix and suffix, the generation prompt, a default system prompt: read off the chat template by rendering probes."
@@ -181,19 +213,24 @@ def chat_parts(tokenizer) -> dict:
         default_system = head[len(prefix['system']):len(head) - len(suffix['system'])]
     elif prefix['system'].startswith(head): start, prefix['system'] = head, prefix['system'][len(head):]   # e.g. a BOS token
     else: raise TemplateError(f'chat template: cannot place {head!r} before the first user message')
-    return dict(start=start, default_system=default_system, prefix=prefix, suffix=suffix, generation=generation)
+    return dict(start=start, default_system=default_system, prefix=prefix, suffix=suffix, generation=generation,
+                other=_other_role(render, prefix, suffix))
 
 # %% ../nbs/54_export.ipynb #8917ad74
 def _lit(s: str) -> str: return '{{ ' + json.dumps(s, ensure_ascii=False) + ' }}' if s else ''
 
 def ollama_template(parts: dict) -> str:
-    "An Ollama TEMPLATE (Go text/template over `.Messages`) that renders a conversation as `parts` describe it."
+    """An Ollama TEMPLATE (Go text/template over `.Messages`) that renders a conversation as `parts` describe it; a
+    message of another role (tool) by its name where the chat template does so, else left out as the template leaves it."""
     p, s = parts['prefix'], parts['suffix']
     out = [_lit(parts['start']), '{{- $first := true }}{{ $last := "" }}', '{{- range .Messages }}']
     if parts['default_system'] is not None:
         out.append('{{- if and $first (ne .Role "system") }}' + _lit(p['system'] + parts['default_system'] + s['system']) + '{{ end }}')
     for i, role in enumerate(('system', 'user', 'assistant')):
         out.append('{{- ' + ('if' if i == 0 else 'else if') + f' eq .Role "{role}" }}}}' + _lit(p[role]) + '{{ .Content }}' + _lit(s[role]))
+    if parts.get('other'):   # any other role (tool, ...) by its name, as the jinja template writes it
+        (before, after), o = parts['other']['prefix'], parts['other']['suffix']
+        out.append('{{- else }}' + _lit(before) + '{{ .Role }}' + _lit(after) + '{{ .Content }}' + _lit(o))
     out += ['{{- end }}', '{{- $first = false }}{{ $last = .Role }}', '{{- end }}',
             '{{- if ne $last "assistant" }}' + _lit(parts['generation']) + '{{ end }}']
     return '\n'.join(o for o in out if o)
@@ -294,6 +331,8 @@ CHECK_CONVERSATIONS = [
     [dict(role='system', content='You answer in one line.'), dict(role='user', content='Hi!')],
     [dict(role='system', content='Be brief.'), dict(role='user', content='Tom has 3 apples.\nHow many?'),
      dict(role='assistant', content='3\n#### 3'), dict(role='user', content='And now, with 2 more?')],
+    [dict(role='user', content='What is 6 x 7? Use the calculator.'), dict(role='assistant', content='calc(6 * 7)'),
+     dict(role='tool', content='42'), dict(role='user', content='So?')],   # a role besides system/user/assistant
 ]
 
 def stop_strings(tokenizer, parts: dict) -> list[str]:
@@ -308,14 +347,32 @@ def ollama_modelfile(tokenizer, gguf_name: str) -> str:
     "An Ollama Modelfile for the GGUF file `gguf_name` beside it: its chat template as a Go TEMPLATE, checked, and stop strings."
     parts = chat_parts(tokenizer)
     template = ollama_template(parts)
+    import jinja2
     for conv in CHECK_CONVERSATIONS:
-        want = tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+        try: want = tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+        except jinja2.TemplateError: continue   # a template that refuses a tool message: Ollama's template leaves it out
         if render_go_template(template, conv) != want:
             raise TemplateError('the Ollama template renders a conversation differently from the chat template')
     stops = ''.join(f'PARAMETER stop "{s}"\n' for s in stop_strings(tokenizer, parts))
     return f'# Ollama: ollama create NAME -f Modelfile && ollama run NAME\nFROM ./{gguf_name}\nTEMPLATE """{template}"""\n{stops}'
 
 # %% ../nbs/54_export.ipynb #4bf2ae51
+def gguf_destination(out, run_name: str, stage: str, outtype: str, force: bool = False) -> tuple[Path, Path]:
+    """(GGUF path, Modelfile path) for `--out` `out`: a folder (new or existing; the file is named
+    `<name>-<stage>-<outtype>.gguf`) or a path ending in `.gguf`. Checked before any work: an existing file or folder
+    in the way, a file where a folder must be, or a folder this user cannot write is a `FileExistsError` /
+    `PermissionError` naming it; nothing is created here."""
+    out = Path(out)
+    if out.suffix != '.gguf' and out.exists() and not out.is_dir():
+        raise FileExistsError(f'--out {out} is a file, not a folder: give a folder for the GGUF file and its Modelfile, or a path ending in .gguf')
+    path = out if out.suffix == '.gguf' else out / f'{run_name}-{stage}-{outtype}.gguf'
+    modelfile = path.parent / 'Modelfile'
+    _refuse_existing(path, modelfile, force=force)
+    up = next(p for p in [path.parent, *path.parent.parents] if p.exists())   # the folder that the missing ones are made in
+    if not up.is_dir(): raise FileExistsError(f'--out {out}: {up} is a file, so no folder can be made under it')
+    if not os.access(up, os.W_OK | os.X_OK): raise PermissionError(f'--out {out}: {up} is not writable by this user')
+    return path, modelfile
+
 def export_gguf(run, out, outtype: str = 'f16', force: bool = False) -> Path:
     """Merge the stack of finished run `run` into its unquantized base and write a GGUF file and an Ollama `Modelfile`.
     `out` is a folder (the file is named `<name>-<stage>-<outtype>.gguf`) or a `.gguf` path; returns the GGUF's path."""
@@ -323,9 +380,7 @@ def export_gguf(run, out, outtype: str = 'f16', force: bool = False) -> Path:
     man = read_manifest(run)
     if man is None: raise FileNotFoundError(f'{run}: not a finished run (no manifest.json)')
     if outtype not in OUTTYPES: raise ValueError(f"outtype: expected one of {', '.join(OUTTYPES)}; got {outtype!r}")
-    path = out if out.suffix == '.gguf' else out / f"{run.parent.name}-{man['stage']}-{outtype}.gguf"
-    modelfile = path.parent / 'Modelfile'
-    _refuse_existing(path, modelfile, force=force)
+    path, modelfile = gguf_destination(out, run.parent.name, man['stage'], outtype, force)   # before any model is loaded
     print(f'loading {run} (base unquantized, fp32) ...', flush=True)
     model, tok = load_run(run, 'fp32', device='cpu')   # a QLoRA stack merges into the 16/32-bit base, never into 4 bits
     if hasattr(model, 'peft_config'):
@@ -337,7 +392,7 @@ def export_gguf(run, out, outtype: str = 'f16', force: bool = False) -> Path:
     write_gguf(model, tok, path, outtype, name=f"{run.parent.name}-{man['stage']}", force=force)
     if text is not None:
         tmp = _tmp_beside(modelfile)
-        tmp.write_text(text); os.replace(tmp, modelfile)
+        tmp.write_text(text); _publish(tmp, modelfile)
     return path
 
 # %% ../nbs/54_export.ipynb #f2d6b377

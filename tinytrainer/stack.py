@@ -16,7 +16,7 @@ from .tokenization import render_prompt
 # %% auto #0
 __all__ = ['PROBE_PROMPT', 'MERGE_DTYPES', 'resolve_stack', 'run_config', 'base_seed', 'load_run', 'adapters', 'probe_logits',
            'ProbeError', 'save_probe', 'load_probe', 'check_run', 'MergeError', 'merge_model', 'merge_run', 'hub_token',
-           'push_to_hub', 'merged_adapters']
+           'HubError', 'hub_error', 'push_to_hub', 'merged_adapters']
 
 # %% ../nbs/21_stack.ipynb #e5704ab6
 def resolve_stack(run, man: dict | None = None) -> list[tuple[str, Path]]:
@@ -169,8 +169,26 @@ def _check_no_secret(folder: Path, token: str):
         if f.is_file() and token.encode() in f.read_bytes():
             raise RuntimeError(f'{f} contains the Hub token; refusing to upload it')
 
+class HubError(RuntimeError):
+    "An upload to the Hub failed (no network, offline mode, refused); the message says what, that nothing local changed, and how to retry."
+
+def _unreachable(e: Exception) -> bool:
+    "Whether `e` says the Hub could not be reached (offline mode, DNS, refused or dropped connection, timeout), by its classes' names."
+    names = {c.__name__ for c in type(e).__mro__}
+    return isinstance(e, (ConnectionError, TimeoutError)) or bool(names & {'TransportError', 'ConnectionError', 'Timeout', 'OfflineModeIsEnabled'})
+
+def hub_error(e: Exception, folder: Path, repo_id: str) -> HubError | None:
+    "The `HubError` for a failed upload of `folder` to `repo_id`, or None when `e` is not a network or Hub failure."
+    offline = type(e).__name__ == 'OfflineModeIsEnabled' or os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on')
+    if _unreachable(e): what = 'the Hub cannot be reached' + (' (HF_HUB_OFFLINE is set)' if offline else f' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else "no answer"})')
+    elif any(c.__name__ == 'HfHubHTTPError' for c in type(e).__mro__): what = f'the Hub refused it ({str(e).splitlines()[0]})'
+    else: return None
+    how = 'unset HF_HUB_OFFLINE and run the same command again' if offline else 'run the same command again once the Hub can be reached'
+    return HubError(f'uploading {folder} to {repo_id} failed: {what}. Nothing here changed ({folder} is as it was); to retry, {how}.')
+
 def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = True, api=None) -> str:
-    "Upload `folder` (an adapter or a merged model) to the Hub repo `repo_id`; returns the repo's address."
+    """Upload `folder` (an adapter or a merged model) to the Hub repo `repo_id`; returns the repo's address. No network,
+    offline mode or a refusal is a `HubError` that says so (the folder is only read, never changed)."""
     folder = Path(folder)
     if not (folder / 'config.json').exists() and not (folder / 'adapter_config.json').exists():
         raise FileNotFoundError(f'{folder}: neither a model (config.json) nor an adapter (adapter_config.json)')
@@ -180,8 +198,13 @@ def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = 
     if api is None:
         from huggingface_hub import HfApi
         api = HfApi()
-    api.create_repo(repo_id, token=token, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, token=token, commit_message='Upload from TinyTrainer')
+    try:
+        api.create_repo(repo_id, token=token, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, token=token, commit_message='Upload from TinyTrainer')
+    except Exception as e:
+        err = hub_error(e, folder, repo_id)
+        if err is None: raise
+        raise err from None
     return f'https://huggingface.co/{repo_id}'
 
 # %% ../nbs/21_stack.ipynb #ce47d331
