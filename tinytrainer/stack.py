@@ -179,7 +179,7 @@ def _unreachable(e: Exception) -> bool:
 
 def hub_error(e: Exception, folder: Path, repo_id: str) -> HubError | None:
     "The `HubError` for a failed upload of `folder` to `repo_id`, or None when `e` is not a network or Hub failure."
-    offline = type(e).__name__ == 'OfflineModeIsEnabled' or os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on')
+    offline = any(c.__name__ == 'OfflineModeIsEnabled' for c in type(e).__mro__)   # the client's own refusal, not the variable alone
     if _unreachable(e): what = 'the Hub cannot be reached' + (' (HF_HUB_OFFLINE is set)' if offline else f' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else "no answer"})')
     elif any(c.__name__ == 'HfHubHTTPError' for c in type(e).__mro__): what = f'the Hub refused it ({str(e).splitlines()[0]})'
     else: return None
