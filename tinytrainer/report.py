@@ -4,18 +4,19 @@
 
 # %% ../nbs/47_report.ipynb #a30ce713
 from __future__ import annotations
-import json
+import json, math
 from pathlib import Path
 
-from .answers import compare_paired
+from .answers import Score, compare_paired
 from .runs import atomic_write, read_json, write_json
 from .train import read_metrics
 from .live import plot_losses
 
 # %% auto #0
-__all__ = ['ALPHA', 'REPORT_FILES', 'summarize', 'set_groups', 'in_group', 'paired_changes', 'verdicts', 'paired_section', 'cell',
-           'pct', 'duration', 'scores_table', 'stages_table', 'pairs_lines', 'samples_section', 'free_form_section',
-           'report_markdown', 'accuracy_figure', 'losses_figure', 'write_report', 'show_report']
+__all__ = ['ALPHA', 'GUARD_METRIC', 'REPORT_FILES', 'summarize', 'set_groups', 'in_group', 'comparisons', 'paired_changes',
+           'verdicts', 'paired_section', 'guard_scores', 'nll_paired', 'guard_paired', 'forgot', 'guard_verdicts',
+           'guard_section', 'cell', 'pct', 'duration', 'scores_table', 'stages_table', 'pairs_lines', 'samples_section',
+           'free_form_section', 'report_markdown', 'accuracy_figure', 'losses_figure', 'write_report', 'show_report']
 
 # %% ../nbs/47_report.ipynb #a0168968
 def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
@@ -23,11 +24,14 @@ def summarize(results: list[dict], stages: list[dict], meta: dict) -> dict:
     if not results: raise ValueError('no evaluated models to report')
     sets = [s for s in results[0]['scores'] if s != 'all' and all(s in r['scores'] for r in results)] + ['all']   # old files: no 'math'
     models = [dict(label=r['label'], stage=r['stage'], adapters=r['adapters'], wall_s=r['wall_s'],
-                   sets=r['scores'], heldout=r['heldout']) for r in results]
+                   sets=r['scores'], heldout=r['heldout'], **({'guard': r['guard']} if r.get('guard') else {})) for r in results]
     out = dict(meta, sets=sets, models=models, stages=stages)
     if all('rows' in r for r in results):
         out['paired'] = paired_changes(results)
         out['verdicts'], out['flags'] = verdicts(out['paired'])
+    if all(r.get('guard_rows') for r in results) and len(results) > 1:
+        out['guard_paired'] = guard_paired(results)
+        out['guard_verdicts'], out['guard_flags'] = guard_verdicts(out['guard_paired'])
     if len(models) > 1:
         for g in ('math', 'all'):
             if g in models[0]['sets'] and g in models[-1]['sets']:
@@ -49,11 +53,14 @@ def in_group(row: dict, s: str) -> bool:
     "Whether a problem's row counts in set (or group) `s`."
     return s == 'all' or (s == 'math' and bool(row.get('math'))) or row['set'] == s
 
+def comparisons(results: list[dict]) -> list[tuple[int, int]]:
+    "The pairs (old, new) the report compares: each model against the one before it, then the final one against the base."
+    return [(i - 1, i) for i in range(1, len(results))] + ([(0, len(results) - 1)] if len(results) > 2 else [])
+
 def paired_changes(results: list[dict]) -> list[dict]:
     "Each model against the one before it, and the final one against the base: `compare_paired` per set and group."
-    steps = [(i - 1, i) for i in range(1, len(results))] + ([(0, len(results) - 1)] if len(results) > 2 else [])
     out = []
-    for a, b in steps:
+    for a, b in comparisons(results):
         old, new = results[a]['rows'], results[b]['rows']
         for s in set_groups(old):
             idx = [i for i, r in enumerate(old) if in_group(r, s)]
@@ -94,6 +101,91 @@ def paired_section(summary: dict) -> list[str]:
                      f"{100 * r['diff']:+.1f} [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | {r['p']:.2g} |")
     return lines + [''] + summary['verdicts'] + ['']
 
+
+# %% ../nbs/47_report.ipynb #a2240880
+GUARD_METRIC = 'acc_norm'   # the guard's verdicts: per-character normalised log-likelihood accuracy (lm-eval's acc_norm)
+
+def guard_scores(rows: list[dict]) -> dict:
+    """Per guard set, from each item's row: acc and acc_norm with 95% Wilson intervals, the mean NLL per token of the
+    correct answer (nats) and its bits per byte."""
+    out = {}
+    for s in dict.fromkeys(r['set'] for r in rows):
+        rs = [r for r in rows if r['set'] == s]
+        nll, toks, nbytes = (sum(r[k] for r in rs) for k in ('gold_nll', 'gold_tokens', 'gold_bytes'))
+        out[s] = dict(n=len(rs), acc=Score.of(sum(r['correct'] for r in rs), len(rs)).to_dict(),
+                      acc_norm=Score.of(sum(r['correct_norm'] for r in rs), len(rs)).to_dict(),
+                      nll=nll / max(1, toks), bpb=nll / math.log(2) / max(1, nbytes))
+    return out
+
+# %% ../nbs/47_report.ipynb #fbc4111f
+def nll_paired(old: list[dict], new: list[dict], z: float = 1.96) -> dict:
+    """The paired change of per-token NLL of the correct answers, new minus old, over the same items: mean difference,
+    its interval (mean ± z standard errors) and two-sided p (normal)."""
+    if len(old) != len(new): raise ValueError(f'paired NLL: {len(old)} items against {len(new)}; the same items are needed')
+    d = [b['gold_nll'] / max(1, b['gold_tokens']) - a['gold_nll'] / max(1, a['gold_tokens']) for a, b in zip(old, new)]
+    n = len(d)
+    mean = sum(d) / max(1, n)
+    se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else float('inf')
+    p = 1.0 if se == 0 or math.isinf(se) else math.erfc(abs(mean) / se / math.sqrt(2))
+    return dict(n=n, diff=mean, lo=mean - z * se, hi=mean + z * se, p=(0.0 if mean and se == 0 else p))
+
+# %% ../nbs/47_report.ipynb #843a4656
+def guard_paired(results: list[dict]) -> list[dict]:
+    "Per comparison and guard set: the paired change of acc, of acc_norm (wins, losses, interval, McNemar p) and of NLL."
+    out = []
+    for a, b in comparisons(results):
+        old, new = results[a].get('guard_rows') or [], results[b].get('guard_rows') or []
+        for s in dict.fromkeys(r['set'] for r in old):
+            o, n = [r for r in old if r['set'] == s], [r for r in new if r['set'] == s]
+            out.append(dict(old=results[a]['label'], new=results[b]['label'], set=s,
+                            acc=compare_paired([r['correct'] for r in o], [r['correct'] for r in n]),
+                            acc_norm=compare_paired([r['correct_norm'] for r in o], [r['correct_norm'] for r in n]),
+                            nll=nll_paired(o, n)))
+    return out
+
+def forgot(r: dict) -> list[str]:
+    "What comparison `r` of `guard_paired` shows was forgotten: the guard metric significantly lower, the NLL significantly higher."
+    m, nll = r[GUARD_METRIC], r['nll']
+    return ([f"{GUARD_METRIC} {100 * m['diff']:+.1f} points [{100 * m['lo']:+.1f}, {100 * m['hi']:+.1f}], {m['wins']} wins / "
+             f"{m['losses']} losses, p = {m['p']:.2g}"] if m['p'] < ALPHA and m['diff'] < 0 else []) + \
+           ([f"NLL of the right answers {nll['diff']:+.3f} nats/token [{nll['lo']:+.3f}, {nll['hi']:+.3f}], p = {nll['p']:.2g}"]
+            if nll['p'] < ALPHA and nll['diff'] > 0 else [])
+
+def guard_verdicts(paired: list[dict]) -> tuple[list[str], list[dict]]:
+    """(plain sentences, the comparisons that forgot): a warning for each stage (and the final model against the base)
+    that made the model forget; then, per guard set, the final model against the base."""
+    lines, flags = [], []
+    for r in paired:
+        if what := forgot(r):
+            flags.append(r); lines.append(f"⚠ **{r['new']}** made the model forget on {r['set']} against {r['old']}: " + '; '.join(what) + '.')
+    if paired and not flags: lines.append(f'No stage made the model measurably forget on the guard ({GUARD_METRIC} and NLL, p < {ALPHA}).')
+    for r in [r for r in paired if paired and (r['old'], r['new']) == (paired[0]['old'], paired[-1]['new'])]:
+        m, nll = r[GUARD_METRIC], r['nll']
+        lines.append(f"{r['new']} against {r['old']} on {r['set']}: {GUARD_METRIC} {100 * m['diff']:+.1f} points "
+                     f"[{100 * m['lo']:+.1f}, {100 * m['hi']:+.1f}] (p = {m['p']:.2g}), NLL {nll['diff']:+.3f} nats/token "
+                     f"[{nll['lo']:+.3f}, {nll['hi']:+.3f}].")
+    return lines, flags
+
+# %% ../nbs/47_report.ipynb #786f7e3c
+def guard_section(summary: dict) -> list[str]:
+    "The report's guard section: each model's guard scores, the paired changes, the verdicts."
+    models = [m for m in summary['models'] if m.get('guard')]
+    if not models: return []
+    lines = ['## Did a stage make the model forget?', '',
+             f"The guard: real benchmark items no stage trains on, scored by log-likelihood (no generation). acc: the choice with "
+             f"the highest summed log-likelihood; acc_norm: per character (the verdicts use {GUARD_METRIC}); 95% intervals in "
+             "brackets. NLL: mean nats per token of the right answer (bits per byte).", '',
+             '| model | set | acc | acc_norm | NLL (bits/byte) |', '|---|---|---:|---:|---:|']
+    for m in models:
+        lines += [f"| {m['label']} | {s} (n={g['n']}) | {pct(g['acc'])} | {pct(g['acc_norm'])} | {g['nll']:.3f} ({g['bpb']:.3f}) |"
+                  for s, g in m['guard'].items()]
+    lines += ['', f'| change | set | {GUARD_METRIC}: wins | losses | difference [95%] | p | NLL change [95%] | p |',
+              '|---|---|---:|---:|---:|---:|---:|---:|']
+    for r in summary.get('guard_paired', []):
+        a, n = r[GUARD_METRIC], r['nll']
+        lines.append(f"| {r['old']} → {r['new']} | {r['set']} | {a['wins']} | {a['losses']} | {100 * a['diff']:+.1f} "
+                     f"[{100 * a['lo']:+.1f}, {100 * a['hi']:+.1f}] | {a['p']:.2g} | {n['diff']:+.3f} [{n['lo']:+.3f}, {n['hi']:+.3f}] | {n['p']:.2g} |")
+    return lines + [''] + summary.get('guard_verdicts', []) + ['']
 
 # %% ../nbs/47_report.ipynb #f2548171
 def cell(text, most: int = 240) -> str:
@@ -192,6 +284,7 @@ def report_markdown(summary: dict, results: list[dict], per_set: int = 3) -> str
              "each mixture's held-out records, computed as in training.", '', '## Scores', '']
     lines += scores_table(m) + ['']
     lines += paired_section(m)
+    lines += guard_section(m)
     if 'final_minus_base' in m:
         math = f", {m['final_minus_base_math']:+.1f} on the math sets" if 'final_minus_base_math' in m else ''
         lines += [f"Final model ({m['models'][-1]['label']}) minus base: {m['final_minus_base']:+.1f} points "
