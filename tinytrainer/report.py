@@ -102,7 +102,7 @@ def paired_section(summary: dict) -> list[str]:
     return lines + [''] + summary['verdicts'] + ['']
 
 
-# %% ../nbs/47_report.ipynb #a2240880
+# %% ../nbs/47_report.ipynb #df708f35
 GUARD_METRIC = 'acc_norm'   # the guard's verdicts: per-character normalised log-likelihood accuracy (lm-eval's acc_norm)
 
 def guard_scores(rows: list[dict]) -> dict:
@@ -117,7 +117,7 @@ def guard_scores(rows: list[dict]) -> dict:
                       nll=nll / max(1, toks), bpb=nll / math.log(2) / max(1, nbytes))
     return out
 
-# %% ../nbs/47_report.ipynb #fbc4111f
+# %% ../nbs/47_report.ipynb #d2614acf
 def nll_paired(old: list[dict], new: list[dict], z: float = 1.96) -> dict:
     """The paired change of per-token NLL of the correct answers, new minus old, over the same items: mean difference,
     its interval (mean ± z standard errors) and two-sided p (normal)."""
@@ -129,7 +129,7 @@ def nll_paired(old: list[dict], new: list[dict], z: float = 1.96) -> dict:
     p = 1.0 if se == 0 or math.isinf(se) else math.erfc(abs(mean) / se / math.sqrt(2))
     return dict(n=n, diff=mean, lo=mean - z * se, hi=mean + z * se, p=(0.0 if mean and se == 0 else p))
 
-# %% ../nbs/47_report.ipynb #843a4656
+# %% ../nbs/47_report.ipynb #fa0b2228
 def guard_paired(results: list[dict]) -> list[dict]:
     "Per comparison and guard set: the paired change of acc, of acc_norm (wins, losses, interval, McNemar p) and of NLL."
     out = []
@@ -166,7 +166,7 @@ def guard_verdicts(paired: list[dict]) -> tuple[list[str], list[dict]]:
                      f"[{nll['lo']:+.3f}, {nll['hi']:+.3f}].")
     return lines, flags
 
-# %% ../nbs/47_report.ipynb #786f7e3c
+# %% ../nbs/47_report.ipynb #c64718ed
 def guard_section(summary: dict) -> list[str]:
     "The report's guard section: each model's guard scores, the paired changes, the verdicts."
     models = [m for m in summary['models'] if m.get('guard')]
