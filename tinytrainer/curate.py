@@ -21,9 +21,10 @@ from .tokenization import encode_prompts, eos_id, render_prompt
 
 # %% auto #0
 __all__ = ['EVAL', 'MIXES', 'LM_MIXES', 'PAIRS', 'SPLIT_MIXES', 'SPLITS', 'COLUMNS', 'CHARS_PER_TOKEN', 'CURATE_FORMAT', 'STAGE',
-           'norm', 'set_name', 'format_source', 'build_mixture', 'split_heldout', 'token_lengths', 'percentiles',
-           'report_markdown', 'plot_lengths', 'cut_pair', 'pair_tokens', 'fit_pairs', 'curate_fingerprint', 'fits',
-           'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint', 'load_curated']
+           'CHOICES', 'norm', 'question_lines', 'set_name', 'format_source', 'build_mixture', 'split_heldout',
+           'token_lengths', 'percentiles', 'report_markdown', 'plot_lengths', 'cut_pair', 'pair_tokens', 'fit_pairs',
+           'curate_fingerprint', 'fits', 'open_all', 'curate', 'curate_plan', 'save_splits', 'data_fingerprint',
+           'load_curated']
 
 # %% ../nbs/41_curate.ipynb #f5edf618
 EVAL = 'eval'   # the mixture of evaluation problems
@@ -37,6 +38,17 @@ COLUMNS = ('prompt', 'completion', 'answer', 'answer_type', 'source', 'set', 're
 def norm(text: str) -> str:
     "Text compared for duplicates and contamination: case and whitespace do not count."
     return ' '.join(text.lower().split())
+
+_LABEL_RE = re.compile(r'^(?:(?:question|q|answer|a)\s*:|[a-h][.)]\s|\([a-h]\))\s*|\s*(?:answer|a)\s*:\s*$', re.I)
+
+def question_lines(text: str, min_words: int = 4) -> set[str]:
+    """The lines of `text` that carry an item's own words, compared whatever template surrounds them: normalised, without
+    `Question:`/`Answer:`/`Q:`/`A:` labels, option letters and end punctuation; lines under `min_words` words left out."""
+    out = set()
+    for line in text.splitlines():
+        s = norm(_LABEL_RE.sub('', norm(line))).rstrip('?.!: ')
+        if len(s.split()) >= min_words: out.add(s)
+    return out
 
 def set_name(spec: SourceSpec) -> str:
     "A name for one entry of a mixture: the source, plus the generator family if any."
@@ -62,18 +74,20 @@ def _take(recs, cap, seed, key, why):
     return recs
 
 def build_mixture(opened: list[Opened], seed: int, eval_prompts: set, dedupe=True, decontaminate=True,
-                  avoid: set = frozenset(), checkable: bool = False, fit=None):
+                  avoid: set = frozenset(), checkable: bool = False, fit=None, eval_lines: set = frozenset()):
     """Records of a mixture and, per source, the counts the report shows. Prompts in `avoid` (those of the
     training mixtures, for the preference prompts) are dropped too; `checkable` keeps only records whose
     answer a scorer can check (a number or a label); `fit(recs, why)` drops (and counts) the records left that are
-    too long for `model.max_len`, before the cap."""
+    too long for `model.max_len`, before the cap. `eval_lines`: the `question_lines` of the multiple-choice
+    evaluation items; a record with one of them in its prompt is an evaluation item too."""
     seen, out, stats = set(), [], []
     for i, op in enumerate(opened):
         recs, why = format_source(op)
         rows = len(recs) + sum(why.values()) - why['over_cap']
         kept = []
         for r in recs:
-            if decontaminate and norm(r['prompt']) in eval_prompts: why['eval_overlap'] += 1; continue
+            if decontaminate and (norm(r['prompt']) in eval_prompts or (eval_lines and question_lines(r['prompt']) & eval_lines)):
+                why['eval_overlap'] += 1; continue
             if norm(r['prompt']) in avoid: why['train_overlap'] += 1; continue
             if checkable and r['answer_type'] not in ('number', 'label'): why['no_checkable_answer'] += 1; continue
             key = (norm(r['prompt']), norm(r['completion']))
@@ -233,23 +247,26 @@ def _curate(cfg, name, fp, path, tokenizer, quiet, t0):
         recs, stats = build_mixture([op], d.seed, set(), dedupe=True, decontaminate=False)   # evaluation prompts are not cut to a training length
         evals += recs; estats += stats
     eval_prompts = {norm(r['prompt']) for r in evals}
+    eval_lines = {l for r in evals if r.get('choices') for l in question_lines(r['prompt'])}   # guard items in any template
     splits, rep = {'eval': evals}, dict(name=name, seed=d.seed, tokenizer=getattr(tok, 'name_or_path', str(tok)),
                                         mixtures={'eval': dict(train=len(evals), heldout=0, sources=estats)})
     trained = set()
     for mix in LM_MIXES:
-        recs, stats = build_mixture(opened[mix], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=fits(cfg, tok, mix))
+        recs, stats = build_mixture(opened[mix], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=fits(cfg, tok, mix),
+                                    eval_lines=eval_lines)
         train, held = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, mix)
         splits[f'{mix}_train'], splits[f'{mix}_heldout'] = train, held
         rep['mixtures'][mix] = dict(train=len(train), heldout=len(held), sources=stats)
         trained |= {norm(r['prompt']) for r in recs}
     # preference prompts: never an eval problem nor a prompt of the SFT/CoT data (held-out records included)
     recs, stats = build_mixture(opened['preference'], d.seed, eval_prompts, d.dedupe, True, avoid=trained, checkable=True,
-                                fit=fits(cfg, tok, 'preference'))
+                                fit=fits(cfg, tok, 'preference'), eval_lines=eval_lines)
     random.Random(f'{d.seed}:preference').shuffle(recs)   # the sources mixed: the preference stage takes the first prompts
     splits['preference'] = recs
     rep['mixtures']['preference'] = dict(train=len(recs), heldout=0, sources=stats)
     # your own pairs: never an eval problem; what is beyond max_len is cut as DPO cuts it, and counted (`fit_pairs`)
-    recs, stats = build_mixture(opened[PAIRS], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=(fit := fit_pairs(cfg, tok)))
+    recs, stats = build_mixture(opened[PAIRS], d.seed, eval_prompts, d.dedupe, d.decontaminate, fit=(fit := fit_pairs(cfg, tok)),
+                                eval_lines=eval_lines)
     for s, cut in zip(stats, fit.cuts): s['cut'] = cut
     splits[f'{PAIRS}_train'], splits[f'{PAIRS}_heldout'] = split_heldout(recs, d.heldout_fraction, d.heldout_max, d.seed, PAIRS)
     rep['mixtures'][PAIRS] = dict(train=len(splits[f'{PAIRS}_train']), heldout=len(splits[f'{PAIRS}_heldout']), sources=stats)
@@ -285,12 +302,17 @@ STAGE = Stage('curate', after=None, trains=False, plan=curate_plan,
 # %% ../nbs/41_curate.ipynb #5e231523
 def _features():
     import datasets
-    return datasets.Features({c: datasets.Value('string') for c in COLUMNS})
+    return datasets.Features({**{c: datasets.Value('string') for c in COLUMNS}, CHOICES: datasets.List(datasets.Value('string'))})
+
+CHOICES = 'choices'   # the options of a multiple-choice record (a guard set's, chapter 15); [] for every other record
+
+def _columns(recs) -> dict:
+    return {**{c: [r.get(c, '') for r in recs] for c in COLUMNS}, CHOICES: [list(r.get(CHOICES) or []) for r in recs]}
 
 def save_splits(splits: dict, path):
     "Save the non-empty splits (an empty one cannot be loaded back by `datasets`); `load_curated` restores the rest."
     import datasets
-    dd = datasets.DatasetDict({k: datasets.Dataset.from_dict({c: [r.get(c, '') for r in v] for c in COLUMNS}, features=_features())
+    dd = datasets.DatasetDict({k: datasets.Dataset.from_dict(_columns(v), features=_features())
                                for k, v in splits.items() if v})
     datasets.disable_progress_bars()
     try: dd.save_to_disk(str(path))
@@ -299,13 +321,15 @@ def save_splits(splits: dict, path):
 def data_fingerprint(splits: dict) -> str:
     h = hashlib.sha256()
     for k in sorted(splits):
-        for r in splits[k]: h.update(json.dumps([k] + [r.get(c, '') for c in COLUMNS]).encode())
+        for r in splits[k]: h.update(json.dumps([k] + [r.get(c, '') for c in COLUMNS] + ([r[CHOICES]] if r.get(CHOICES) else [])).encode())
     return h.hexdigest()[:16]
 
 def load_curated(path):
-    "The curated splits of a finished curate run (every split, empty ones included)."
+    "The curated splits of a finished curate run (every split, empty ones included; `choices` [] in runs curated before it)."
     import datasets
     dd = datasets.load_from_disk(str(Path(path) / 'data'))
+    for k in list(dd):
+        if CHOICES not in dd[k].column_names: dd[k] = dd[k].add_column(CHOICES, [[] for _ in range(len(dd[k]))], feature=_features()[CHOICES])
     for k in SPLITS:
-        if k not in dd: dd[k] = datasets.Dataset.from_dict({c: [] for c in COLUMNS}, features=_features())
+        if k not in dd: dd[k] = datasets.Dataset.from_dict(_columns([]), features=_features())
     return dd

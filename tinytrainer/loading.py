@@ -11,11 +11,11 @@ from pathlib import Path
 
 from .config import SourceSpec
 from .sources import KINDS, NUMBER, SOURCES, Source, local_source
-import tinytrainer.ladder, tinytrainer.facts  # registers the generated sources
+import tinytrainer.ladder, tinytrainer.facts, tinytrainer.guards  # registers the generated sources and the guard sets
 from .tokenization import encode_prompts, render_prompt
 
 # %% auto #0
-__all__ = ['DATA_SUFFIXES', 'DataError', 'check_utf8', 'Opened', 'open_source', 'length_skips', 'drop_too_long']
+__all__ = ['DATA_SUFFIXES', 'FROM', 'DataError', 'check_utf8', 'Opened', 'open_source', 'length_skips', 'drop_too_long']
 
 # %% ../nbs/12_loading.ipynb #8166f405
 class DataError(ValueError):
@@ -208,11 +208,35 @@ def _source_for(spec, src, where):
     if src.generate is not None and not spec.path: return src
     allowed = ('kind',) if spec.name == 'local' else ()
     if src.generate is not None: allowed += tuple(spec.options)   # a generated source read from a file keeps its naming options
+    if src.offline is not None: allowed += ('from',)
     bad = [k for k in spec.options if k not in allowed]
-    if bad: raise DataError(f"{where}.options: source {spec.name} takes {'only kind' if allowed else 'no options'}; got {bad[0]!r}")
+    if bad: raise DataError(f"{where}.options: source {spec.name} takes {'only ' + ' and '.join(allowed) if allowed else 'no options'}; got {bad[0]!r}")
+    if spec.options.get('from', 'auto') not in FROM:
+        raise DataError(f"{where}.options.from: expected one of {', '.join(FROM)}; got {spec.options['from']!r}")
     kind = spec.options.get('kind', 'text')
     if kind not in KINDS: raise DataError(f"{where}.options.kind: expected one of {', '.join(KINDS)}; got {kind!r}")
     return local_source(kind) if spec.name == 'local' else src
+
+FROM = ('auto', 'offline', 'hub')   # where a source with an offline copy reads (auto: the offline copy when it has the split)
+
+def _load_hub(spec, src, split, where, offline_why=''):
+    "The hub's rows; a source that also has an offline copy says why that was not read when the hub fails too."
+    if not src.hub: raise DataError(f"{where}: source {spec.name} has no hub copy; give a `path`")
+    import datasets
+    try: return datasets.load_dataset(src.hub, src.config, split=split), f'{src.hub}:{split}'
+    except Exception as e:
+        if not offline_why: raise
+        raise DataError(f"{where}: source {spec.name}: {offline_why}; and the hub copy {src.hub}:{split} could not be read "
+                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+def _load_offline_or_hub(spec, src, split, where):
+    "An offline copy where the source has one and `options.from` allows it, else the hub."
+    mode = spec.options.get('from', 'auto')
+    if src.offline is None or mode == 'hub': return _load_hub(spec, src, split, where)
+    try: return src.offline(split)
+    except LookupError as e:
+        if mode == 'offline': raise DataError(f"{where}: source {spec.name}: {e.args[0]}") from None
+        return _load_hub(spec, src, split, where, offline_why=e.args[0])
 
 def open_source(spec: SourceSpec, seed: int = 42, where: str = 'source') -> Opened:
     "Load one source's rows and check its columns; raise `DataError` before any formatting."
@@ -227,10 +251,7 @@ def open_source(spec: SourceSpec, seed: int = 42, where: str = 'source') -> Open
         except (TypeError, ValueError) as e: raise DataError(f"{where}.options: {e}") from None
     elif spec.path:
         rows, origin = _load_local(spec, src, spec.path, split, skipped, bad_lines, files, unread, where), spec.path
-    else:
-        if not src.hub: raise DataError(f"{where}: source {spec.name} has no hub copy; give a `path`")
-        import datasets
-        rows, origin = datasets.load_dataset(src.hub, src.config, split=split), f'{src.hub}:{split}'
+    else: rows, origin = _load_offline_or_hub(spec, src, split, where)
     if msg := _column_problem(spec, src, rows, origin, bool(bad_lines), where): raise DataError(msg)
     return Opened(spec, src, origin, _renamed(rows, spec.columns), skipped, bad_lines, files, unread)
 

@@ -8,7 +8,7 @@ import importlib, importlib.util, math, re
 
 import dataclasses
 
-import tinytrainer.ladder, tinytrainer.facts  # registers the generated sources
+import tinytrainer.ladder, tinytrainer.facts, tinytrainer.guards  # registers the generated sources and the guard sets
 from .sources import SOURCES  # the registry lives with the formatters
 
 class ConfigError(ValueError):

@@ -10,11 +10,11 @@ from fractions import Fraction
 from typing import Callable
 
 # %% auto #0
-__all__ = ['KINDS', 'NUMBER', 'SOURCES', 'ROLES', 'normalize_number', 'bad_number', 'Skip', 'ends_with_answer', 'record',
-           'answer_of', 'Source', 'register', 'check_row', 'format_row', 'strip_calc', 'fmt_gsm8k', 'fmt_svamp',
-           'parse_options', 'option_number', 'fmt_math_qa', 'fmt_aqua_rat', 'fmt_boolq', 'fmt_arc', 'fmt_alpaca',
-           'fmt_dolly', 'final_answer', 'fmt_mathinstruct', 'fmt_upstream', 'fmt_local', 'local_source', 'pair_record',
-           'fmt_pairs', 'fmt_pairs_chat', 'fmt_pairs_sharegpt']
+__all__ = ['KINDS', 'NUMBER', 'SOURCES', 'ROLES', 'normalize_number', 'bad_number', 'Skip', 'ends_with_answer', 'choice_record',
+           'record', 'answer_of', 'Source', 'register', 'check_row', 'format_row', 'strip_calc', 'fmt_gsm8k',
+           'fmt_svamp', 'parse_options', 'option_number', 'fmt_math_qa', 'fmt_aqua_rat', 'fmt_boolq', 'fmt_arc',
+           'fmt_alpaca', 'fmt_dolly', 'final_answer', 'fmt_mathinstruct', 'fmt_upstream', 'fmt_local', 'local_source',
+           'pair_record', 'fmt_pairs', 'fmt_pairs_chat', 'fmt_pairs_sharegpt']
 
 # %% ../nbs/10_sources.ipynb #8a14e5b1
 _sep_re = re.compile(r'[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:[eE][-+]?\d+)?')
@@ -56,8 +56,25 @@ def ends_with_answer(completion: str, answer: str) -> str:
     body = re.sub(r'\n?\s*####[^\n]*\s*$', '', completion.rstrip())
     return f'{body.rstrip()}\n#### {answer}' if body.strip() else f'#### {answer}'
 
-def record(prompt, completion, answer='', answer_type='') -> dict:
-    "One record; numeric answers are normalized and closed with `#### N`; malformed answers raise `Skip`."
+def choice_record(prompt: str, choices, gold) -> dict:
+    """A multiple-choice record: the context exactly as given (a benchmark's, scored as it is), the gold choice as the
+    completion, the choice texts and the gold index as the answer; a malformed item raises `Skip`."""
+    if not isinstance(prompt, str) or not prompt.strip(): raise Skip('empty_prompt')
+    if not isinstance(choices, (list, tuple)) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+        raise Skip('type:choices')
+    if not all(c.strip() for c in choices): raise Skip('empty_choice')
+    try: gold = int(str(gold).strip())
+    except ValueError: raise Skip('bad_answer') from None
+    if not 0 <= gold < len(choices): raise Skip('bad_answer')
+    return dict(prompt=prompt, completion=choices[gold], choices=list(choices), answer=str(gold), answer_type='choice')
+
+def record(prompt, completion, answer='', answer_type='', choices=None) -> dict:
+    """One record; numeric answers are normalized and closed with `#### N`; malformed answers raise `Skip`.
+    With `choices`, a multiple-choice record (`choice_record`: `answer` is the gold index, `completion` its text)."""
+    if choices is not None:
+        rec = choice_record(prompt, choices, answer)
+        if completion is not None and completion != rec['completion']: raise Skip('bad_answer')
+        return rec
     prompt, completion = prompt.strip(), completion.strip()
     if not prompt: raise Skip('empty_prompt')
     if not completion: raise Skip('empty_completion')
@@ -101,6 +118,7 @@ class Source:
     may_be_empty: tuple = ()      # columns allowed to be '' (Alpaca's input, Dolly's context)
     kind: str = 'text'            # math | label | text: what kind of answer it has
     generate: Callable | None = None  # generated sources: (n, seed, split, **options) -> rows
+    offline: Callable | None = None   # an offline copy: (split) -> (rows, origin); LookupError saying what is missing
     notes: str = ''
 
 SOURCES: dict[str, Source] = {}
