@@ -18,12 +18,12 @@ def root(tmp_path_factory):
     return root
 
 def push(root, **env):
-    e = {k: v for k, v in os.environ.items() if not k.startswith('HF_')}
+    e = {k: v for k, v in os.environ.items() if not k.startswith(('HF_', 'TRANSFORMERS_'))}   # the client reads both offline flags
     e.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_TOKEN='hf_not_a_real_token', **env)
     return subprocess.run([sys.executable, '-m', 'tinytrainer.cli', 'push', '--preset', 'tiny', '--output-root', str(root), '--repo', 'me/tiny-sft'],
                           capture_output=True, text=True, env=e, timeout=120)
 
-@pytest.mark.parametrize('env, says', [(dict(HF_HUB_OFFLINE='1'), 'the Hub cannot be reached (HF_HUB_OFFLINE is set)'),
+@pytest.mark.parametrize('env, says', [(dict(HF_HUB_OFFLINE='1'), 'the Hub cannot be reached (offline mode: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set)'),
                                        (dict(HF_ENDPOINT='http://127.0.0.1:9'), 'the Hub cannot be reached (ConnectError')])
 def test_push_without_network_is_one_named_message(root, env, says):
     folder = root / 'tiny' / 'sft'

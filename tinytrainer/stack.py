@@ -180,10 +180,10 @@ def _unreachable(e: Exception) -> bool:
 def hub_error(e: Exception, folder: Path, repo_id: str) -> HubError | None:
     "The `HubError` for a failed upload of `folder` to `repo_id`, or None when `e` is not a network or Hub failure."
     offline = any(c.__name__ == 'OfflineModeIsEnabled' for c in type(e).__mro__)   # the client's own refusal, not the variable alone
-    if _unreachable(e): what = 'the Hub cannot be reached' + (' (HF_HUB_OFFLINE is set)' if offline else f' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else "no answer"})')
+    if _unreachable(e): what = 'the Hub cannot be reached' + (' (offline mode: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set)' if offline else f' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else "no answer"})')
     elif any(c.__name__ == 'HfHubHTTPError' for c in type(e).__mro__): what = f'the Hub refused it ({str(e).splitlines()[0]})'
     else: return None
-    how = 'unset HF_HUB_OFFLINE and run the same command again' if offline else 'run the same command again once the Hub can be reached'
+    how = 'unset HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE and run the same command again' if offline else 'run the same command again once the Hub can be reached'
     return HubError(f'uploading {folder} to {repo_id} failed: {what}. Nothing here changed ({folder} is as it was); to retry, {how}.')
 
 def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = True, api=None) -> str:
