@@ -8,6 +8,7 @@ import json, math
 from pathlib import Path
 
 from .answers import Score, compare_paired
+from .loglik import mc_summary
 from .runs import atomic_write, read_json, write_json
 from .train import read_metrics
 from .live import plot_losses
@@ -111,10 +112,10 @@ def guard_scores(rows: list[dict]) -> dict:
     out = {}
     for s in dict.fromkeys(r['set'] for r in rows):
         rs = [r for r in rows if r['set'] == s]
-        nll, toks, nbytes = (sum(r[k] for r in rs) for k in ('gold_nll', 'gold_tokens', 'gold_bytes'))
-        out[s] = dict(n=len(rs), acc=Score.of(sum(r['correct'] for r in rs), len(rs)).to_dict(),
-                      acc_norm=Score.of(sum(r['correct_norm'] for r in rs), len(rs)).to_dict(),
-                      nll=nll / max(1, toks), bpb=nll / math.log(2) / max(1, nbytes))
+        m = mc_summary(rs)   # chapter 24's figures, here with their intervals
+        out[s] = dict(n=m['n'], acc=Score.of(sum(r['correct'] for r in rs), m['n']).to_dict(),
+                      acc_norm=Score.of(sum(r['correct_norm'] for r in rs), m['n']).to_dict(),
+                      nll=m['nll_per_token'], bpb=m['bits_per_byte'])
     return out
 
 # %% ../nbs/47_report.ipynb #d2614acf
@@ -126,8 +127,8 @@ def nll_paired(old: list[dict], new: list[dict], z: float = 1.96) -> dict:
     n = len(d)
     mean = sum(d) / max(1, n)
     se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else float('inf')
-    p = 1.0 if se == 0 or math.isinf(se) else math.erfc(abs(mean) / se / math.sqrt(2))
-    return dict(n=n, diff=mean, lo=mean - z * se, hi=mean + z * se, p=(0.0 if mean and se == 0 else p))
+    p = math.erfc(abs(mean) / se / math.sqrt(2)) if se else float(not mean)   # all items moved alike: p 0, unless none moved
+    return dict(n=n, diff=mean, lo=mean - z * se, hi=mean + z * se, p=p)
 
 # %% ../nbs/47_report.ipynb #fa0b2228
 def guard_paired(results: list[dict]) -> list[dict]:
